@@ -1,0 +1,1 @@
+"""kubesmith: production Kubernetes from upstream binaries, with Ansible."""

@@ -1,0 +1,1 @@
+"""The lab: inventory hosts made real as systemd containers."""
