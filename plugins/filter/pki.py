@@ -1,0 +1,66 @@
+"""Filters that turn inventory facts into the PKI plan and network values.
+
+kubesmith.cluster.pki_plan, apiserver_sans, host_addresses, nth_ip, etcd_initial_cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import wraps
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.kubesmith.cluster.plugins.module_utils import netcalc, pki_plan
+
+
+def filter_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Report input errors as AnsibleFilterError, keeping the message that names the field."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (netcalc.NetcalcError, pki_plan.PlanError) as exc:
+            raise AnsibleFilterError(f"{function.__name__}: {exc}") from exc
+
+    return wrapper
+
+
+@filter_errors
+def pki_plan_filter(facts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return pki_plan.pki_plan(facts)
+
+
+@filter_errors
+def apiserver_sans(facts: Mapping[str, Any]) -> dict[str, list[str]]:
+    return pki_plan.apiserver_sans(facts)
+
+
+@filter_errors
+def host_addresses(
+    names: Iterable[str], hostvars: Mapping[str, Any], override_var: str = "kubesmith_node_ip"
+) -> list[dict[str, str]]:
+    return netcalc.host_addresses(names, hostvars, override_var)
+
+
+@filter_errors
+def nth_ip(cidr: str, index: int) -> str:
+    return netcalc.nth_ip(cidr, index)
+
+
+@filter_errors
+def etcd_initial_cluster(members: list[Any], scheme: str = "https", peer_port: int = 2380) -> str:
+    return netcalc.etcd_initial_cluster(members, scheme, peer_port)
+
+
+class FilterModule:
+    """kubesmith PKI and address filters."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "pki_plan": pki_plan_filter,
+            "apiserver_sans": apiserver_sans,
+            "host_addresses": host_addresses,
+            "nth_ip": nth_ip,
+            "etcd_initial_cluster": etcd_initial_cluster,
+        }
