@@ -1,0 +1,60 @@
+"""Type and choice checks in the format of Ansible role argument specs (meta/argument_specs.yml).
+
+Used for kubesmith's cluster-wide variables and for every role's own argument spec, so that a
+wrong type is reported by preflight, with all other problems, before any host is changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ansible.module_utils.common.validation import (
+    check_type_bool,
+    check_type_dict,
+    check_type_float,
+    check_type_int,
+    check_type_list,
+    check_type_path,
+    check_type_raw,
+    check_type_str,
+)
+
+_CHECKERS: dict[str, Callable[[Any], Any]] = {
+    "bool": check_type_bool,
+    "dict": check_type_dict,
+    "float": check_type_float,
+    "int": check_type_int,
+    "list": check_type_list,
+    "path": check_type_path,
+    "raw": check_type_raw,
+    "str": check_type_str,
+}
+
+
+class SpecError(ValueError):
+    """The value does not fit its spec; the message says how, without the variable's name."""
+
+
+def convert(value: Any, option: Mapping[str, Any]) -> Any:
+    """The value converted as Ansible would convert it for this option, or SpecError."""
+    kind = str(option.get("type", "str"))
+    checker = _CHECKERS.get(kind)
+    if checker is None:
+        raise SpecError(f"has an argument spec of unknown type {kind!r}")
+    # Ansible would quietly turn True into 1 or "True", and a dict into its repr: refuse both.
+    if isinstance(value, bool) and kind in ("int", "float", "str"):
+        raise SpecError(f"is a bool, not a {kind}")
+    if kind == "str" and not isinstance(value, str | int | float):
+        raise SpecError(f"is a {type(value).__name__}, not a str")
+    try:
+        converted = checker(value)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"is a {type(value).__name__}, not a {kind} ({exc})") from exc
+    if kind == "list" and "elements" in option:
+        element_spec = {"type": option["elements"], "choices": option.get("choices")}
+        return [convert(item, {k: v for k, v in element_spec.items() if v}) for item in converted]
+    choices = option.get("choices")
+    if choices and converted not in choices:
+        raise SpecError(f"is not one of {list(choices)}")
+    return converted
