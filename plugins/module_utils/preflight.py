@@ -48,11 +48,28 @@ class Report:
 
     @property
     def errors(self) -> list[str]:
-        return [f.line() for f in self.findings if f.level == ERROR]
+        return self.lines(ERROR)
 
     @property
     def warnings(self) -> list[str]:
-        return [f.line() for f in self.findings if f.level == WARNING]
+        return self.lines(WARNING)
+
+    def lines(self, level: str) -> list[str]:
+        """One line per problem: the same problem on several hosts names them all at once."""
+        merged: dict[tuple[str, str, str, str], list[Finding]] = {}
+        for finding in self.findings:
+            if finding.level == level:
+                key = (finding.variable, show(finding.value), finding.why, finding.fix)
+                merged.setdefault(key, []).append(finding)
+        lines = []
+        for same in merged.values():
+            subjects = [f.subject for f in same if f.subject]
+            subject = ", ".join(dict.fromkeys(subjects)) if len(subjects) == len(same) else ""
+            first = same[0]
+            lines.append(
+                Finding(level, subject, first.variable, first.value, first.why, first.fix).line()
+            )
+        return lines
 
 
 def show(value: Any) -> str:

@@ -55,7 +55,7 @@ def check_hosts(
             continue
         checker = _HostChecker(plan, host, facts, settings, report)
         checker.run()
-        if checker.offset is not None:
+        if checker.offset is not None and checker.clock_ok:
             offsets[host] = checker.offset
     _check_clock_spread(report, offsets, settings.max_clock_skew_seconds)
     return report
@@ -96,6 +96,7 @@ def _report_unreadable(
 
 
 def _check_clock_spread(report: Report, offsets: Mapping[str, float], limit: float) -> None:
+    """Hosts each close enough to the deploy host can still be too far from each other."""
     if len(offsets) < 2:
         return
     fast = max(offsets, key=lambda h: offsets[h])
@@ -128,6 +129,7 @@ class _HostChecker:
         self.report = report
         self.groups = [g for g in plan.host_groups(host) if g != "k8s_cluster"]
         self.offset: float | None = None
+        self.clock_ok = True
 
     def run(self) -> None:
         self.check_privilege()
@@ -156,10 +158,12 @@ class _HostChecker:
         os_id = str(release.get("id", "unknown"))
         version = str(release.get("version_id", ""))
         versions = [str(v) for v in self.settings.supported_os.get(os_id, [])]
-        major = version.split(".")[0]
+        major = version.split(".", maxsplit=1)[0]
         if version not in versions and major not in versions:
             name = release.get("pretty_name") or f"{os_id} {version}"
-            wanted = "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in self.settings.supported_os.items())
+            wanted = "; ".join(
+                f"{k} {', '.join(map(str, v))}" for k, v in self.settings.supported_os.items()
+            )
             self.error(
                 "os",
                 name,
@@ -215,7 +219,8 @@ class _HostChecker:
             self.error(
                 "swap",
                 f"{used} MiB used",
-                f"cannot be turned off: only {available} MiB of memory is available to take it back",
+                f"cannot be turned off: only {available} MiB of memory is available "
+                "to take it back",
                 f"free memory (or reboot) so that swap ({names}) can be turned off",
             )
         else:
@@ -240,6 +245,7 @@ class _HostChecker:
         self.offset = offset
         limit = self.settings.max_clock_skew_seconds
         if abs(offset) - uncertainty > limit:
+            self.clock_ok = False
             direction = "ahead of" if offset > 0 else "behind"
             self.error(
                 "clock",
@@ -262,7 +268,7 @@ class _HostChecker:
                     _kernel_fix(feature),
                 )
         if self.plan.cluster.get("kubesmith_kube_proxy_mode") == "nftables":
-            numbers = kernel.split("-")[0].split(".")
+            numbers = kernel.split("-", maxsplit=1)[0].split(".")
             version = tuple(int(n) for n in numbers[:2] if n.isdigit())
             if "k8s_cluster" in self.plan.host_groups(self.host) and version < NFTABLES_MIN_KERNEL:
                 self.error(
@@ -279,6 +285,13 @@ class _HostChecker:
         networks = [ipaddress.ip_interface(a["cidr"]) for a in addresses]
         host_ip = self.plan.host_ips.get(self.host)
         own = [n for n in networks if host_ip and str(n.ip) == host_ip]
+        if host_ip and not own and ipaddress.ip_address(host_ip).is_loopback:
+            # Linux answers on every address of 127.0.0.0/8 that lo holds.
+            own = [
+                n
+                for n in networks
+                if n.ip.is_loopback and ipaddress.ip_address(host_ip) in n.network
+            ]
         if host_ip and not own:
             self.error(
                 "ansible_host",
@@ -289,7 +302,12 @@ class _HostChecker:
             )
         vip = self.plan.cluster.get("kubesmith_apiserver_vip")
         is_vip_host = LB in self.plan.host_groups(self.host)
-        if not (vip and own and is_vip_host and self.plan.cluster.get("kubesmith_apiserver_lb_mode") == "vip"):
+        if not (
+            vip
+            and own
+            and is_vip_host
+            and self.plan.cluster.get("kubesmith_apiserver_lb_mode") == "vip"
+        ):
             return
         subnet = own[0].network
         try:

@@ -448,23 +448,34 @@ class _InventoryChecker:
                 "choose pod and service ranges that do not overlap",
             )
         for label, network in (("kubesmith_pod_cidr", pod), ("kubesmith_service_cidr", service)):
-            if network is None:
-                continue
-            for host, address in self.host_ips.items():
-                if address in network:
-                    name, value = self.host_ip_source(host)
-                    self.report.error(
-                        host,
-                        name,
-                        value,
-                        f"lies inside {label}={str(network)!r}: "
-                        "traffic to the node would be routed into the cluster",
-                        f"choose a {label} that does not contain any host's network",
-                    )
+            if network is not None:
+                self.check_hosts_outside(label, network)
         if service is not None:
             self.check_service_network(service)
         if pod is not None:
             self.check_pod_network(pod)
+
+    def check_hosts_outside(self, label: str, network: IPNetwork) -> None:
+        inside = [host for host, address in self.host_ips.items() if address in network]
+        if len(inside) == 1:
+            name, value = self.host_ip_source(inside[0])
+            self.report.error(
+                inside[0],
+                name,
+                value,
+                f"lies inside {label}={str(network)!r}: "
+                "traffic to the node would be routed into the cluster",
+                f"choose a {label} that does not contain any host's network",
+            )
+        elif inside:
+            self.report.error(
+                "",
+                label,
+                str(network),
+                f"contains the IPs of hosts {', '.join(inside)}: "
+                "traffic to them would be routed into the cluster",
+                f"choose a {label} that does not contain any host's network",
+            )
 
     def network(self, name: str) -> IPNetwork | None:
         value = self.cluster.get(name)
@@ -762,13 +773,14 @@ class _InventoryChecker:
         if not control:
             return
         oldest_host, oldest = min(control.items(), key=lambda item: item[1])
-        newest = max(control.values())
+        newest_host, newest = max(control.items(), key=lambda item: item[1])
         if newest[:2] > (oldest[0], oldest[1] + 1):
             self.report.error(
-                oldest_host,
+                newest_host,
                 "kubesmith_kubernetes_version",
-                format_version(oldest),
-                f"is more than one minor older than another apiserver ({format_version(newest)})",
+                format_version(newest),
+                f"is more than one minor newer than the apiserver on {oldest_host} "
+                f"({format_version(oldest)})",
                 "upgrade control-plane hosts one minor version at a time",
             )
         for host in self.members(K8S):
