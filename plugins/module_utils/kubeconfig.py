@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from ansible_collections.kubesmith.cluster.plugins.module_utils.pki import (
+    KEY_MODE,
+    Outcome,
+    PkiStore,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -52,14 +57,15 @@ def check_server(server: Any) -> str:
             f"server: {server!r} is not valid; use an https URL with a host, "
             "e.g. https://10.0.0.1:6443"
         )
-    return server
+    return str(server)
 
 
 def text(spec: Mapping[str, Any], name: str, default: str | None = None) -> str:
     value = spec.get(name) or default
     if not isinstance(value, str) or not value:
         raise KubeconfigError(f"{name}: expected a non-empty string, got {value!r}")
-    return value
+    # str() drops subclasses (Ansible's tagged strings), which yaml.safe_dump cannot represent.
+    return str(value)
 
 
 def user_entry(spec: Mapping[str, Any]) -> dict[str, str]:
@@ -71,7 +77,7 @@ def user_entry(spec: Mapping[str, Any]) -> dict[str, str]:
     if token:
         if not isinstance(token, str):
             raise KubeconfigError("token: expected a string")
-        return {"token": token}
+        return {"token": str(token)}
     if not cert or not key:
         raise KubeconfigError(
             "client_cert/client_key: a user needs both (PEM text or *_file), or a token"
@@ -126,3 +132,55 @@ def render_kubeconfig(spec: Any) -> str:
         "preferences": {},
     }
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def ensure_kubeconfigs(
+    store: PkiStore, items: Sequence[Mapping[str, Any]], check_mode: bool, reissued: set[str]
+) -> list[Outcome]:
+    """Write kubeconfigs embedding certificates of the PKI directory, 0600, only on change.
+
+    Each item: path (relative to the PKI directory), cluster_name, server, user, cert (path of
+    a leaf without extension) and ca (default 'ca'). reissued holds the paths of items the
+    same run (re)wrote or would write: in check mode their new content does not exist yet.
+    """
+    outcomes = []
+    for position, item in enumerate(items):
+        path = text(item, "path")
+        if path.startswith("/") or ".." in path.split("/"):
+            raise KubeconfigError(
+                f"kubeconfigs[{position}].path: {path!r} must stay inside the PKI directory"
+            )
+        outcome = Outcome(path, path, "kubeconfig")
+        cert, ca = text(item, "cert"), text(item, "ca", "ca")
+        target = store.root / path
+        pending = {cert, ca} & reissued
+        if check_mode and pending:
+            outcome.changed = True
+            outcome.reasons.append(f"embeds reissued {sorted(pending)}")
+            outcomes.append(outcome)
+            continue
+        content = render_kubeconfig(
+            {
+                "cluster_name": text(item, "cluster_name"),
+                "server": item.get("server"),
+                "user": text(item, "user"),
+                "ca_cert_file": str(store.file(ca, ".crt")),
+                "client_cert_file": str(store.file(cert, ".crt")),
+                "client_key_file": str(store.file(cert, ".key")),
+            }
+        ).encode()
+        current = store.read(target)
+        if current != content:
+            outcome.changed = True
+            outcome.reasons.append(
+                "kubeconfig does not exist" if current is None else "content differs"
+            )
+            if not check_mode:
+                store.write(target, content, KEY_MODE)
+        elif store.wrong_mode(target, KEY_MODE):
+            outcome.changed = True
+            outcome.reasons.append(f"{target.name} mode is not {KEY_MODE:04o}")
+            if not check_mode:
+                target.chmod(KEY_MODE)
+        outcomes.append(outcome)
+    return outcomes

@@ -9,6 +9,10 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
+    from ansible_collections.kubesmith.cluster.plugins.module_utils.kubeconfig import (
+        KubeconfigError,
+        ensure_kubeconfigs,
+    )
     from ansible_collections.kubesmith.cluster.plugins.module_utils.pki import (
         Outcome,
         PkiError,
@@ -100,6 +104,38 @@ options:
         description: RSA key size of this item. Defaults to O(rsa_bits).
         type: int
         choices: [2048, 3072, 4096]
+  kubeconfigs:
+    description:
+      - Kubeconfigs to write after the certificates, each embedding the CA and one leaf's
+        certificate and key; written C(0600) and only when their content changes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: File path relative to O(dir), e.g. C(kubeconfigs/admin.conf).
+        type: str
+        required: true
+      cluster_name:
+        description: Cluster name in the kubeconfig.
+        type: str
+        required: true
+      server:
+        description: API server URL (https).
+        type: str
+        required: true
+      user:
+        description: User name in the kubeconfig (the identity is the certificate's subject).
+        type: str
+        required: true
+      cert:
+        description: Path (as in O(certificates[].path)) of the client certificate to embed.
+        type: str
+        required: true
+      ca:
+        description: Path of the CA certificate to embed.
+        type: str
+        default: ca
   key_type:
     description: Default key type, C(ecdsa) (P-256) or C(rsa).
     type: str
@@ -167,8 +203,13 @@ certificates:
       reasons: ["SANs differ (add ['IP:172.30.10.24'], remove [])"]
       before: null
       after: {subject: CN=kube-apiserver, issuer: CN=kubernetes-ca, sans: [], not_after: "..."}
+kubeconfigs:
+  description: One entry per kubeconfig (name, path, changed, reasons); never the content.
+  returned: always
+  type: list
+  elements: dict
 changed_names:
-  description: Names of the items that changed.
+  description: Names of the items and kubeconfig paths that changed.
   returned: always
   type: list
   elements: str
@@ -198,6 +239,19 @@ ARGUMENT_SPEC: dict[str, Any] = {
         "required": True,
         "options": ITEM_OPTIONS,
     },
+    "kubeconfigs": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "path": {"type": "str", "required": True},
+            "cluster_name": {"type": "str", "required": True},
+            "server": {"type": "str", "required": True},
+            "user": {"type": "str", "required": True},
+            "cert": {"type": "str", "required": True},
+            "ca": {"type": "str", "default": "ca"},
+        },
+    },
     "key_type": {"type": "str", "choices": ["ecdsa", "rsa"], "default": "ecdsa"},
     "rsa_bits": {"type": "int", "choices": [2048, 3072, 4096], "default": 2048},
     "valid_days": {"type": "int", "default": 365},
@@ -220,7 +274,7 @@ def diff_entries(outcomes: list[Outcome]) -> list[dict[str, str]]:
         if not outcome.changed:
             continue
         result = outcome.as_dict()
-        suffix = ".pub" if outcome.kind == "keypair" else ".crt"
+        suffix = {"keypair": ".pub", "kubeconfig": ""}.get(outcome.kind, ".crt")
         entries.append(
             {
                 "before_header": f"{outcome.path}{suffix}",
@@ -248,19 +302,25 @@ def main() -> None:
             spec_from_mapping(item, position, defaults)
             for position, item in enumerate(params["certificates"])
         ]
-        manager = PkiManager(PkiStore(params["dir"]), check_mode=module.check_mode)
-        outcomes = manager.apply(specs)
-    except (PkiError, OSError) as exc:
+        store = PkiStore(params["dir"])
+        outcomes = PkiManager(store, check_mode=module.check_mode).apply(specs)
+        reissued = {outcome.path for outcome in outcomes if outcome.changed}
+        kubeconfigs = ensure_kubeconfigs(store, params["kubeconfigs"], module.check_mode, reissued)
+    except (PkiError, KubeconfigError, OSError) as exc:
         module.fail_json(msg=str(exc))
     for outcome in outcomes:
         for warning in outcome.warnings:
             module.warn(warning)
-    changed_names = [outcome.name for outcome in outcomes if outcome.changed]
+    changed_names = [outcome.name for outcome in outcomes + kubeconfigs if outcome.changed]
     module.exit_json(
         changed=bool(changed_names),
         certificates=[outcome.as_dict() for outcome in outcomes],
+        kubeconfigs=[
+            {key: value for key, value in kc.as_dict().items() if key not in ("before", "after")}
+            for kc in kubeconfigs
+        ],
         changed_names=changed_names,
-        diff=diff_entries(outcomes),
+        diff=diff_entries(outcomes + kubeconfigs),
     )
 
 

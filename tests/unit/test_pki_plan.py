@@ -213,3 +213,65 @@ def test_module_defaults_and_errors(tmp_path: Path, capsys) -> None:
     failed = run_module(capsys, {**args, "certificates": bad})
     assert failed["failed"]
     assert "certificates[x].ca: 'nope' is not a CA of this list" in failed["msg"]
+
+
+KUBECONFIGS = [
+    {
+        "path": "kubeconfigs/admin.conf",
+        "cluster_name": "lab",
+        "server": "https://172.30.10.10:8443",
+        "user": "kubernetes-admin",
+        "cert": "users/admin",
+    },
+    {
+        "path": "kubeconfigs/kube-proxy.conf",
+        "cluster_name": "lab",
+        "server": "https://172.30.10.10:8443",
+        "user": "system:kube-proxy",
+        "cert": "users/kube-proxy",
+    },
+]
+
+
+def test_module_kubeconfigs_follow_their_certificates(tmp_path: Path, capsys) -> None:
+    args = {
+        "dir": str(tmp_path),
+        "certificates": FILTERS["pki_plan"](LAB_FACTS),
+        "kubeconfigs": KUBECONFIGS,
+    }
+    check = run_module(capsys, args, check_mode=True)
+    assert [k["reasons"] for k in check["kubeconfigs"]] == [
+        ["embeds reissued ['ca', 'users/admin']"],
+        ["embeds reissued ['ca', 'users/kube-proxy']"],
+    ]
+    first = run_module(capsys, args)
+    assert [k["changed"] for k in first["kubeconfigs"]] == [True, True]
+    admin = tmp_path / "kubeconfigs/admin.conf"
+    assert oct(admin.stat().st_mode & 0o777) == "0o600"
+    assert "client-key-data" in admin.read_text()
+    assert not run_module(capsys, args)["changed"]
+
+    (tmp_path / "users/admin.crt").unlink()
+    reissued = run_module(capsys, args)
+    assert reissued["changed_names"] == ["users-admin", "kubeconfigs/admin.conf"]
+    assert "client-key-data" not in json.dumps(reissued)
+
+    admin.chmod(0o644)
+    fixed = run_module(capsys, args)
+    assert fixed["kubeconfigs"][0]["reasons"] == ["admin.conf mode is not 0600"]
+    admin.write_text("edited by hand")
+    assert run_module(capsys, args)["kubeconfigs"][0]["reasons"] == ["content differs"]
+
+
+def test_module_kubeconfig_path_must_stay_inside(tmp_path: Path, capsys) -> None:
+    bad = [{**KUBECONFIGS[0], "path": "../admin.conf"}]
+    args = {
+        "dir": str(tmp_path),
+        "certificates": FILTERS["pki_plan"](LAB_FACTS),
+        "kubeconfigs": bad,
+    }
+    failed = run_module(capsys, args)
+    assert failed["failed"]
+    assert (
+        "kubeconfigs[0].path: '../admin.conf' must stay inside the PKI directory" in failed["msg"]
+    )

@@ -1,0 +1,144 @@
+"""playbooks/20-pki.yml against a copy of inventory/lab, on the deploy host only (no lab).
+
+The copy keeps the lab's hosts and settings but puts the artifacts beside the copied
+inventory (the default layout), so nothing outside tmp_path is written and no host is
+contacted: the play targets localhost with a local connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / "playbooks" / "20-pki.yml"
+BUDGET_SECONDS = 10.0
+
+
+def lab_copy(tmp_path: Path) -> Path:
+    inventory = tmp_path / "lab"
+    shutil.copytree(
+        REPO / "inventory" / "lab", inventory, ignore=shutil.ignore_patterns("artifacts")
+    )
+    cluster_vars = inventory / "group_vars" / "all" / "cluster.yml"
+    settings = yaml.safe_load(cluster_vars.read_text())
+    settings.pop("kubesmith_artifacts_dir")
+    cluster_vars.write_text(yaml.safe_dump(settings))
+    return inventory
+
+
+def run_playbook(inventory: Path, *extra: str) -> tuple[dict, float]:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(PLAYBOOK), *extra],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return json.loads(result.stdout), elapsed
+
+
+def pki_task(report: dict) -> dict:
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            if "Issue the cluster PKI" in task["task"]["name"]:
+                return task["hosts"]["localhost"]
+    raise AssertionError("the PKI task did not run")
+
+
+def changed_count(report: dict) -> int:
+    return report["stats"]["localhost"]["changed"]
+
+
+def openssl_verify(ca: Path, cert: Path, *options: str) -> None:
+    result = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca), *options, str(cert)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("key_type", ["ecdsa", "rsa"])
+def test_pki_playbook_twice(tmp_path: Path, key_type: str) -> None:
+    inventory = lab_copy(tmp_path)
+    pki = inventory / "artifacts" / "pki"
+    extra = ("-e", f"kubesmith_pki_key_type={key_type}")
+
+    check, _ = run_playbook(inventory, "--check", *extra)
+    assert changed_count(check) == 1 and not pki.exists()
+
+    first, first_seconds = run_playbook(inventory, *extra)
+    assert changed_count(first) == 1
+    assert len(pki_task(first)["changed_names"]) == 20 + 4
+    second, second_seconds = run_playbook(inventory, *extra)
+    assert changed_count(second) == 0
+    assert pki_task(second)["changed_names"] == []
+    print(f"\n{key_type}: first run {first_seconds:.2f}s, second run {second_seconds:.2f}s")
+    if key_type == "ecdsa":
+        assert first_seconds < BUDGET_SECONDS and second_seconds < BUDGET_SECONDS
+
+    openssl_verify(
+        pki / "ca.crt", pki / "apiserver.crt", "-purpose", "sslserver", "-verify_ip", "172.30.10.10"
+    )
+    openssl_verify(
+        pki / "etcd/ca.crt",
+        pki / "etcd/members/cp2/peer.crt",
+        "-purpose",
+        "sslclient",
+        "-verify_ip",
+        "172.30.10.22",
+    )
+    openssl_verify(
+        pki / "front-proxy-ca.crt", pki / "front-proxy-client.crt", "-purpose", "sslclient"
+    )
+    admin = yaml.safe_load((pki / "kubeconfigs/admin.conf").read_text())
+    assert admin["clusters"][0]["cluster"]["server"] == "https://172.30.10.10:8443"
+    assert oct((pki / "kubeconfigs/admin.conf").stat().st_mode & 0o777) == "0o600"
+    assert oct((pki / "etcd/ca.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_moving_one_control_plane_host_reissues_only_its_certificates(tmp_path: Path) -> None:
+    inventory = lab_copy(tmp_path)
+    run_playbook(inventory)
+    hosts_file = inventory / "hosts.yml"
+    hosts_file.write_text(hosts_file.read_text().replace("172.30.10.21", "172.30.10.24"))
+
+    check, _ = run_playbook(inventory, "--check", "--diff")
+    assert sorted(pki_task(check)["changed_names"]) == [
+        "apiserver",
+        "etcd-members-cp1-peer",
+        "etcd-members-cp1-server",
+    ]
+    moved, _ = run_playbook(inventory)
+    assert sorted(pki_task(moved)["changed_names"]) == [
+        "apiserver",
+        "etcd-members-cp1-peer",
+        "etcd-members-cp1-server",
+    ]
+    pki = inventory / "artifacts" / "pki"
+    openssl_verify(
+        pki / "etcd/ca.crt", pki / "etcd/members/cp1/server.crt", "-verify_ip", "172.30.10.24"
+    )
+    assert changed_count(run_playbook(inventory)[0]) == 0
