@@ -1,0 +1,1 @@
+"""Build, serve and pack the artifacts kubesmith installs (the lab mirror and offline bundles)."""

@@ -1,0 +1,3 @@
+module kubesmith.local/build/pause
+
+go 1.26
