@@ -22,6 +22,7 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight import
 from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_spec import (
     SpecError,
     convert,
+    with_article,
 )
 
 ETCD = "etcd"
@@ -343,7 +344,9 @@ class _InventoryChecker:
             converted = convert(value, option)
         except SpecError as exc:
             choices = option.get("choices")
-            wanted = f"one of {list(choices)}" if choices else f"a {option.get('type', 'str')}"
+            wanted = (
+                f"one of {list(choices)}" if choices else with_article(option.get("type", "str"))
+            )
             self.report.error(subject, name, value, str(exc), f"set {name} to {wanted}")
             return None
         low, high = option.get("range", (None, None))
@@ -879,7 +882,9 @@ class _InventoryChecker:
             convert(value, option)
         except SpecError as exc:
             choices = option.get("choices")
-            wanted = f"one of {list(choices)}" if choices else f"a {option.get('type', 'str')}"
+            wanted = (
+                f"one of {list(choices)}" if choices else with_article(option.get("type", "str"))
+            )
             self.report.error(
                 host,
                 name,

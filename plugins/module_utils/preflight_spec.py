@@ -44,13 +44,13 @@ def convert(value: Any, option: Mapping[str, Any]) -> Any:
         raise SpecError(f"has an argument spec of unknown type {kind!r}")
     # Ansible would quietly turn True into 1 or "True", and a dict into its repr: refuse both.
     if isinstance(value, bool) and kind in ("int", "float", "str"):
-        raise SpecError(f"is a bool, not a {kind}")
+        raise SpecError(f"is a bool, not {with_article(kind)}")
     if kind == "str" and not isinstance(value, str | int | float):
-        raise SpecError(f"is a {type(value).__name__}, not a str")
+        raise SpecError(f"is {with_article(type_name(value))}, not a str")
     try:
         converted = checker(value)
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"is a {type(value).__name__}, not a {kind} ({exc})") from exc
+        raise SpecError(f"is {with_article(type_name(value))}, not {with_article(kind)}") from exc
     if kind == "list" and "elements" in option:
         element_spec = {"type": option["elements"], "choices": option.get("choices")}
         return [convert(item, {k: v for k, v in element_spec.items() if v}) for item in converted]
@@ -58,3 +58,15 @@ def convert(value: Any, option: Mapping[str, Any]) -> Any:
     if choices and converted not in choices:
         raise SpecError(f"is not one of {list(choices)}")
     return converted
+
+
+def type_name(value: Any) -> str:
+    """The YAML-level type of a value (Ansible wraps strings in tagged subclasses)."""
+    for kind in (bool, int, float, str, list, dict):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
+
+
+def with_article(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"

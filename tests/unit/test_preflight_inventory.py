@@ -381,8 +381,8 @@ CASES = [
         _all("kubesmith_apiserver_port", "https"),
         (
             "kubesmith_apiserver_port='https'",
-            "is a str, not a int",
-            "fix: set kubesmith_apiserver_port to a int",
+            "is a str, not an int",
+            "fix: set kubesmith_apiserver_port to an int",
         ),
     ),
     Case(
@@ -397,7 +397,7 @@ CASES = [
     Case(
         "apiserver port is a bool",
         _all("kubesmith_apiserver_port", True),
-        ("kubesmith_apiserver_port=True", "is a bool, not a int", "fix: set"),
+        ("kubesmith_apiserver_port=True", "is a bool, not an int", "fix: set"),
     ),
     Case(
         "cluster setting differs between hosts",
@@ -508,7 +508,7 @@ CASES = [
         (
             "cp2: etcd_quota_bytes='eight gigabytes'",
             "(role etcd)",
-            "fix: set etcd_quota_bytes to a int",
+            "fix: set etcd_quota_bytes to an int",
         ),
     ),
     Case(
