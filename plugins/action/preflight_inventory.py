@@ -24,6 +24,8 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_invent
     InventorySettings,
     RoleSpec,
     check_inventory,
+    play_roles,
+    resolve_hosts,
 )
 
 COLLECTION_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -60,6 +62,20 @@ class InventoryLoader:
             role_defaults = self.load_yaml(_role_file(role, "defaults/main.yml")) or {}
             specs.append((role, dict(options), frozenset(role_defaults)))
         return specs
+
+    def role_hosts(self) -> dict[str, list[str]]:
+        """Which hosts run each role, from the plays of the stage playbooks and setup.yml."""
+        groups = self.groups
+        runs_on: dict[str, list[str]] = {}
+        playbooks = sorted((COLLECTION_ROOT / "playbooks").glob("*.yml"))
+        for playbook in [*playbooks, COLLECTION_ROOT / "setup.yml"]:
+            plays = self.load_yaml(playbook)
+            for play in plays if isinstance(plays, list) else []:
+                hosts = resolve_hosts(play.get("hosts"), groups) if isinstance(play, dict) else None
+                for role in play_roles(play) if hosts is not None else []:
+                    known = runs_on.setdefault(role, [])
+                    known.extend(host for host in hosts or [] if host not in known)
+        return runs_on
 
     @property
     def groups(self) -> dict[str, list[str]]:

@@ -863,6 +863,7 @@ class _InventoryChecker:
                         )
                     elif (
                         option.get("required")
+                        and "default" not in option
                         and option_name not in spec.defaults
                         and host in runs_on
                     ):
@@ -892,6 +893,44 @@ class _InventoryChecker:
                 f"{exc} (role {role})",
                 f"set {name} to {wanted} (roles/{role}/meta/argument_specs.yml)",
             )
+
+
+def resolve_hosts(pattern: Any, groups: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """Hosts a play's `hosts:` pattern selects (a:b, a,b, &a, !a); None for templated ones."""
+    if isinstance(pattern, list):
+        pattern = ",".join(str(part) for part in pattern)
+    if not isinstance(pattern, str) or "{{" in pattern:
+        return None
+    selected: list[str] = []
+    for token in filter(None, re.split(r"[:,]", pattern.replace(" ", ""))):
+        name = token.lstrip("&!")
+        if name in ("all", "*"):
+            members = list(groups.get("all", ()))
+        else:
+            members = list(groups.get(name, [name] if name in groups.get("all", ()) else []))
+        if token.startswith("&"):
+            selected = [host for host in selected if host in members]
+        elif token.startswith("!"):
+            selected = [host for host in selected if host not in members]
+        else:
+            selected.extend(host for host in members if host not in selected)
+    return selected
+
+
+def play_roles(play: Mapping[str, Any]) -> list[str]:
+    """Role names a play runs: its roles list and its import_role/include_role tasks."""
+    names: list[Any] = []
+    for entry in play.get("roles") or []:
+        names.append(entry.get("role", entry.get("name")) if isinstance(entry, Mapping) else entry)
+    for section in ("pre_tasks", "tasks", "post_tasks"):
+        for task in play.get(section) or []:
+            if not isinstance(task, Mapping):
+                continue
+            for action in ("import_role", "include_role"):
+                for key in (action, f"ansible.builtin.{action}"):
+                    if isinstance(task.get(key), Mapping):
+                        names.append(task[key].get("name"))
+    return [str(name).rsplit(".", 1)[-1] for name in names if name]
 
 
 def _binds_overlap(first: str, second: str) -> bool:

@@ -17,6 +17,8 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_invent
     RoleSpec,
     check_inventory,
     plan_cluster,
+    play_roles,
+    resolve_hosts,
 )
 from preflight_fixtures import DEFAULTS, REPO, Inventory
 
@@ -652,3 +654,32 @@ def test_plan_of_the_lab():
         "iptable_nat",
         "xt_statistic",
     ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("etcd", ["cp1", "cp2", "cp3"]),
+        ("etcd:kube_node", ["cp1", "cp2", "cp3", "node1", "node2"]),
+        ("k8s_cluster:!kube_node", ["cp1", "cp2", "cp3"]),
+        ("lb,etcd:&kube_control_plane", ["cp1", "cp2", "cp3"]),
+        ("all", ["lb1", "lb2", "cp1", "cp2", "cp3", "node1", "node2"]),
+        ("node2", ["node2"]),
+        ("localhost", []),
+        ("{{ target }}", None),
+    ],
+)
+def test_resolve_hosts(pattern, expected):
+    assert resolve_hosts(pattern, Inventory().groups) == expected
+
+
+def test_play_roles():
+    play = {
+        "hosts": "etcd",
+        "roles": ["kubesmith_defaults", {"role": "kubesmith.cluster.etcd"}],
+        "tasks": [
+            {"name": "x", "ansible.builtin.import_role": {"name": "preflight", "tasks_from": "x"}},
+            {"name": "y", "ansible.builtin.debug": {"msg": "z"}},
+        ],
+    }
+    assert play_roles(play) == ["kubesmith_defaults", "etcd", "preflight"]
