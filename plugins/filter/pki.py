@@ -1,16 +1,22 @@
 """Filters that turn inventory facts into the PKI plan and network values.
 
-kubesmith.cluster.pki_plan, apiserver_sans, host_addresses, nth_ip, etcd_initial_cluster.
+kubesmith.cluster.pki_plan, apiserver_sans, host_addresses, nth_ip, etcd_initial_cluster,
+cert_report, cert_report_table.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.kubesmith.cluster.plugins.module_utils import netcalc, pki_plan
+from ansible_collections.kubesmith.cluster.plugins.module_utils import (
+    cert_report,
+    netcalc,
+    pki_plan,
+)
 
 
 def filter_errors(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -20,7 +26,7 @@ def filter_errors(function: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (netcalc.NetcalcError, pki_plan.PlanError) as exc:
+        except (netcalc.NetcalcError, pki_plan.PlanError, cert_report.ReportError) as exc:
             raise AnsibleFilterError(f"{function.__name__}: {exc}") from exc
 
     return wrapper
@@ -53,6 +59,18 @@ def etcd_initial_cluster(members: list[Any], scheme: str = "https", peer_port: i
     return netcalc.etcd_initial_cluster(members, scheme, peer_port)
 
 
+@filter_errors
+def cert_report_filter(collected: Any, threshold_days: int = 30) -> dict[str, Any]:
+    """{threshold_days, rows, below_threshold} from [{host, path, pem}]."""
+    now = datetime.datetime.now(datetime.UTC)
+    return cert_report.build_report(collected, threshold_days, now)
+
+
+@filter_errors
+def cert_report_table(rows: Any) -> str:
+    return cert_report.format_table(rows)
+
+
 class FilterModule:
     """kubesmith PKI and address filters."""
 
@@ -63,4 +81,6 @@ class FilterModule:
             "host_addresses": host_addresses,
             "nth_ip": nth_ip,
             "etcd_initial_cluster": etcd_initial_cluster,
+            "cert_report": cert_report_filter,
+            "cert_report_table": cert_report_table,
         }

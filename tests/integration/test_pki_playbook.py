@@ -142,3 +142,49 @@ def test_moving_one_control_plane_host_reissues_only_its_certificates(tmp_path: 
         pki / "etcd/ca.crt", pki / "etcd/members/cp1/server.crt", "-verify_ip", "172.30.10.24"
     )
     assert changed_count(run_playbook(inventory)[0]) == 0
+
+
+REPORT = REPO / "playbooks" / "report-certs.yml"
+
+
+def run_report(inventory: Path, threshold: int) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+    }
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            str(inventory),
+            str(REPORT),
+            "--skip-tags",
+            "report_certs_hosts",
+            "-e",
+            f"report_certs_threshold_days={threshold}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_expiry_report_on_the_deploy_host(tmp_path: Path) -> None:
+    inventory = lab_copy(tmp_path)
+    run_playbook(inventory)
+    ok = run_report(inventory, 30)
+    assert ok.returncode == 0, ok.stdout[-4000:]
+    assert "Every certificate has at least 30 days left" in ok.stdout
+    report = json.loads((inventory / "artifacts" / "cert-report.json").read_text())
+    assert len(report["rows"]) == 20 + 2 * 4 - 1  # the SA key pair has no certificate
+    assert {row["host"] for row in report["rows"]} == {"deploy-host"}
+    assert "PRIVATE" not in ok.stdout + ok.stderr
+
+    failing = run_report(inventory, 400)
+    assert failing.returncode != 0
+    assert "certificate(s) expire within" in failing.stdout
+    assert "deploy-host:" in failing.stdout
