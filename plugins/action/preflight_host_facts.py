@@ -26,16 +26,17 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible ships no type h
         self, tmp: str | None = None, task_vars: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         super().run(tmp, task_vars)
-        user = (task_vars or {}).get("ansible_user", "")
+        user = self._play_context.remote_user or (task_vars or {}).get("ansible_user", "")
+        become_user = self._play_context.become_user or "root"
         before = time.time()
         try:
             result = self._execute_module(
                 module_name=MODULE, module_args=self._task.args, task_vars=task_vars
             )
         except AnsibleConnectionFailure as exc:
-            return _failure("unreachable", exc.message, user)
+            return _failure("unreachable", exc.message, user, become_user)
         except AnsibleError as exc:
-            return _failure(_kind(str(exc.message)), exc.message, user)
+            return _failure(_kind(str(exc.message)), exc.message, user, become_user)
         after = time.time()
         facts = result.get("preflight_host")
         if result.get("failed") or not isinstance(facts, dict):
@@ -43,7 +44,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible ships no type h
                 str(result.get(key, "")) for key in ("msg", "module_stderr", "module_stdout")
             )
             kind = "unreachable" if result.get("unreachable") else _kind(reason)
-            return _failure(kind, reason, user)
+            return _failure(kind, reason, user, become_user)
         facts.update(controller_before=before, controller_after=after)
         return {"changed": False, "preflight_host": facts}
 
@@ -53,9 +54,14 @@ def _kind(reason: str) -> str:
     return "become" if any(hint in lowered for hint in _BECOME_HINTS) else "failed"
 
 
-def _failure(kind: str, reason: object, user: str) -> dict[str, Any]:
+def _failure(kind: str, reason: object, user: str, become_user: str) -> dict[str, Any]:
     message = " ".join(str(reason).split())
     return {
         "changed": False,
-        "preflight_failure": {"kind": kind, "msg": message, "user": user},
+        "preflight_failure": {
+            "kind": kind,
+            "msg": message,
+            "user": user,
+            "become_user": become_user,
+        },
     }

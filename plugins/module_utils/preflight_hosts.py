@@ -67,7 +67,8 @@ def _report_unreadable(
     failure = result.get("preflight_failure") or {}
     kind = failure.get("kind", "failed")
     reason = " ".join(str(failure.get("msg", "no reason given")).split())[:300]
-    user = failure.get("user") or "the ansible_user"
+    user = failure.get("user") or "the connecting user"
+    become_user = failure.get("become_user") or "root"
     address = plan.host_ips.get(host, host)
     if kind == "unreachable":
         report.error(
@@ -82,7 +83,7 @@ def _report_unreadable(
             host,
             "ansible_become",
             True,
-            f"failed: {user} cannot become root ({reason})",
+            f"failed: {user} cannot become {become_user} ({reason})",
             f"give {user} passwordless sudo (or pass --ask-become-pass)",
         )
     else:
