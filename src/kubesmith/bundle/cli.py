@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import functools
 import http.server
 import ipaddress
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from kubesmith.bundle import layout, mirror
@@ -38,7 +41,27 @@ def _mirror(args: argparse.Namespace) -> Path:
     return Path(args.mirror) if args.mirror else Path(args.cache_dir) / "mirror"
 
 
+@contextlib.contextmanager
+def _build_lock(cache: Path) -> Iterator[None]:
+    """One build at a time per cache: two would share work directories and stamps."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / "build.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"waiting for another kubesmith-bundle build ({cache / 'build.lock'})", flush=True
+            )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    with _build_lock(Path(args.cache_dir)):
+        return _build(args)
+
+
+def _build(args: argparse.Namespace) -> int:
     versions = _versions(args)
     cache = Path(args.cache_dir)
     root = _mirror(args)
