@@ -51,7 +51,9 @@ def _inventory(**overrides: object) -> dict[str, object]:
     }
 
 
-def _run(tmp_path: Path, inventory: dict[str, object] | str, *args: str):
+def _run(
+    tmp_path: Path, inventory: dict[str, object] | str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     """Run preflight then a play that changes something; return (process, marker directory)."""
     if isinstance(inventory, str):
         inventory_path = REPO / inventory
@@ -132,7 +134,9 @@ BAD_INVENTORIES = [
     [(o, e) for _n, o, e in BAD_INVENTORIES],
     ids=[n for n, _o, _e in BAD_INVENTORIES],
 )
-def test_bad_inventory_stops_before_any_change(tmp_path, overrides, expected):
+def test_bad_inventory_stops_before_any_change(
+    tmp_path: Path, overrides: dict[str, object], expected: str
+) -> None:
     inventory = _inventory(**{k: v for k, v in overrides.items() if v is not None})
     if "kube_control_plane" in overrides:
         inventory["all"]["children"]["etcd"]["hosts"].pop("cp3")  # type: ignore[index]
@@ -147,7 +151,7 @@ def test_bad_inventory_stops_before_any_change(tmp_path, overrides, expected):
     assert "Preflight 2/2" not in process.stdout, "layer 2 contacted hosts"
 
 
-def test_all_problems_in_one_run(tmp_path):
+def test_all_problems_in_one_run(tmp_path: Path) -> None:
     inventory = _inventory(
         kubesmith_pod_cidr="10.96.0.0/16",
         kubesmith_kube_proxy_mode="userspace",
@@ -161,7 +165,7 @@ def test_all_problems_in_one_run(tmp_path):
     assert not markers.exists()
 
 
-def test_empty_inventory_is_refused(tmp_path):
+def test_empty_inventory_is_refused(tmp_path: Path) -> None:
     process, markers = _run(tmp_path, {"all": {"hosts": {}}})
     errors = _lines(process, "ERROR")
     assert any(line.startswith("groups['etcd']=[] is empty") for line in errors), errors
@@ -169,7 +173,7 @@ def test_empty_inventory_is_refused(tmp_path):
     assert not markers.exists()
 
 
-def test_warnings_do_not_stop_the_run(tmp_path):
+def test_warnings_do_not_stop_the_run(tmp_path: Path) -> None:
     inventory = _inventory()
     process, markers = _run(tmp_path, inventory, "--tags", "preflight_inventory")
     assert process.returncode == 0, process.stdout[-3000:]
@@ -178,7 +182,7 @@ def test_warnings_do_not_stop_the_run(tmp_path):
     assert markers.exists()
 
 
-def test_lab_inventory_layer_one_is_fast(tmp_path):
+def test_lab_inventory_layer_one_is_fast(tmp_path: Path) -> None:
     started = time.monotonic()
     process, markers = _run(tmp_path, "inventory/lab", "--tags", "preflight_inventory")
     elapsed = time.monotonic() - started
@@ -189,12 +193,12 @@ def test_lab_inventory_layer_one_is_fast(tmp_path):
 
 
 @pytest.mark.skipif(not (REPO / "inventory/example").exists(), reason="no inventory/example yet")
-def test_example_inventory_layer_one_passes(tmp_path):
+def test_example_inventory_layer_one_passes(tmp_path: Path) -> None:
     process, _markers = _run(tmp_path, "inventory/example", "--tags", "preflight_inventory")
     assert process.returncode == 0, process.stdout[-3000:]
 
 
-def test_hosts_layer_reports_a_busy_port_and_a_stopped_host_together(tmp_path):
+def test_hosts_layer_reports_a_busy_port_and_a_stopped_host_together(tmp_path: Path) -> None:
     inventory = _inventory()
     children = inventory["all"]["children"]  # type: ignore[index]
     # A stopped host: SSH to a loopback port nothing listens on.

@@ -15,7 +15,7 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_invent
 )
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULTS = yaml.safe_load((REPO / "roles/kubesmith_defaults/defaults/main.yml").read_text())
+DEFAULTS = yaml.safe_load((REPO / "roles/kubesmith/defaults/main.yml").read_text())
 
 HOST_IPS = {
     "lb1": "172.30.10.11",

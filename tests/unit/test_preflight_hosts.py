@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 import pytest
+from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight import Report
 from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_hosts import (
     HostSettings,
     check_hosts,
@@ -24,7 +25,8 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_probe 
     parse_swaps,
     probe_feature,
 )
-from preflight_fixtures import HOST_IPS, Inventory
+
+from tests.unit.preflight_fixtures import HOST_IPS, Inventory
 
 NOW = 1_790_000_000.0
 SETTINGS = HostSettings(
@@ -87,7 +89,9 @@ def recorded(host: str) -> dict[str, Any]:
     return facts
 
 
-def run(changes: dict[str, dict[str, Any]] | None = None, inventory: Inventory | None = None):
+def run(
+    changes: dict[str, dict[str, Any]] | None = None, inventory: Inventory | None = None
+) -> Report:
     plan = plan_cluster((inventory or Inventory()).data())
     results: dict[str, dict[str, Any]] = {h: {"preflight_host": recorded(h)} for h in HOST_IPS}
     for host, change in (changes or {}).items():
@@ -98,20 +102,21 @@ def run(changes: dict[str, dict[str, Any]] | None = None, inventory: Inventory |
     return check_hosts(plan, results, SETTINGS)
 
 
-def only_error(changes, inventory=None) -> str:
+def only_error(changes: dict[str, dict[str, Any]], inventory: Inventory | None = None) -> str:
     report = run(changes, inventory)
     assert len(report.errors) == 1, report.errors
     assert "\n" not in report.errors[0]
-    return report.errors[0]
+    line: str = report.errors[0]
+    return line
 
 
-def test_recorded_lab_hosts_pass():
+def test_recorded_lab_hosts_pass() -> None:
     report = run()
     assert report.errors == []
     assert report.warnings == []
 
 
-def test_clock_ahead_of_the_deploy_host():
+def test_clock_ahead_of_the_deploy_host() -> None:
     line = only_error({"node1": {"time": NOW + 7.55}})
     assert line.startswith(
         "node1: clock='+7.5s' is ahead of the deploy host's clock by more than 2s"
@@ -119,22 +124,22 @@ def test_clock_ahead_of_the_deploy_host():
     assert "fix: synchronise every host's clock with NTP" in line
 
 
-def test_clock_behind_the_deploy_host():
+def test_clock_behind_the_deploy_host() -> None:
     line = only_error({"cp2": {"time": NOW - 29.95}})
     assert line.startswith("cp2: clock='-30.0s' is behind the deploy host's clock")
 
 
-def test_slow_connection_widens_the_window_instead_of_failing():
+def test_slow_connection_widens_the_window_instead_of_failing() -> None:
     report = run({"node1": {"time": NOW + 3, "controller_after": NOW + 6}})
     assert report.errors == []
 
 
-def test_clocks_apart_from_each_other():
+def test_clocks_apart_from_each_other() -> None:
     line = only_error({"node1": {"time": NOW + 1.9}, "node2": {"time": NOW - 1.8}})
     assert line.startswith("node1: clock='+3.7s' is ahead of node2's clock by more than 2s")
 
 
-def test_swap_that_cannot_be_turned_off():
+def test_swap_that_cannot_be_turned_off() -> None:
     swaps = [{"name": "/swapfile", "type": "file", "size_mb": 8192, "used_mb": 6000}]
     memory = {
         "mem_total_mb": 8000,
@@ -149,7 +154,7 @@ def test_swap_that_cannot_be_turned_off():
     )
 
 
-def test_swap_that_can_be_turned_off_only_warns():
+def test_swap_that_can_be_turned_off_only_warns() -> None:
     swaps = [{"name": "/dev/vda2", "type": "partition", "size_mb": 2048, "used_mb": 10}]
     report = run({"node2": {"swaps": swaps}})
     assert report.errors == []
@@ -159,7 +164,7 @@ def test_swap_that_can_be_turned_off_only_warns():
     ]
 
 
-def test_memory_below_the_sum_of_the_roles():
+def test_memory_below_the_sum_of_the_roles() -> None:
     memory = {"mem_total_mb": 2048, "mem_available_mb": 1500, "swap_total_mb": 0, "swap_free_mb": 0}
     line = only_error({"cp1": {"memory": memory}})
     assert line.startswith(
@@ -168,12 +173,12 @@ def test_memory_below_the_sum_of_the_roles():
     assert "fix: add memory" in line
 
 
-def test_too_few_cpus_on_a_control_plane_host():
+def test_too_few_cpus_on_a_control_plane_host() -> None:
     line = only_error({"cp3": {"cpus": 1}})
     assert line.startswith("cp3: cpus=1 is fewer than the 2 its roles need")
 
 
-def test_disk_too_full():
+def test_disk_too_full() -> None:
     disks = [
         {"path": "/var/lib/etcd", "measured_at": "/var/lib", "free_mb": 900},
         {"path": "/var/lib/containerd", "measured_at": "/var/lib", "free_mb": 900},
@@ -189,7 +194,7 @@ def test_disk_too_full():
     ]
 
 
-def test_unsupported_os_release():
+def test_unsupported_os_release() -> None:
     release = {"id": "debian", "version_id": "11", "pretty_name": "Debian GNU/Linux 11 (bullseye)"}
     line = only_error({"lb2": {"os": release}})
     assert line.startswith(
@@ -198,14 +203,14 @@ def test_unsupported_os_release():
     )
 
 
-def test_os_minor_release_matches_its_major():
+def test_os_minor_release_matches_its_major() -> None:
     settings = HostSettings(supported_os={"rocky": ["9"]})
     plan = plan_cluster(Inventory().data())
     facts = recorded("lb1") | {"os": {"id": "rocky", "version_id": "9.4"}}
     assert check_hosts(plan, {"lb1": {"preflight_host": facts}}, settings).errors == []
 
 
-def test_ipvs_mode_on_a_kernel_without_ip_vs():
+def test_ipvs_mode_on_a_kernel_without_ip_vs() -> None:
     inventory = Inventory().set_all("kubesmith_kube_proxy_mode", "ipvs")
     plan = plan_cluster(inventory.data())
     results = {h: {"preflight_host": recorded(h)} for h in HOST_IPS}
@@ -218,19 +223,19 @@ def test_ipvs_mode_on_a_kernel_without_ip_vs():
     assert len(errors) == 4
 
 
-def test_nftables_mode_on_an_old_kernel():
+def test_nftables_mode_on_an_old_kernel() -> None:
     inventory = Inventory().set_all("kubesmith_kube_proxy_mode", "nftables")
     line = only_error({"node1": {"kernel": "5.10.0-30-amd64"}}, inventory)
     assert line.startswith("node1: kernel='5.10.0-30-amd64' is older than 5.13")
 
 
-def test_missing_overlayfs():
+def test_missing_overlayfs() -> None:
     features = dict(RECORDED["kernel_features"], overlay="absent")
     line = only_error({"node2": {"kernel_features": features}})
     assert "node2: kernel feature='overlay' is neither built into kernel" in line
 
 
-def test_port_held_by_another_program():
+def test_port_held_by_another_program() -> None:
     listeners = [
         {"proto": "tcp", "address": "0.0.0.0", "port": 8443, "pid": 4242, "program": "python3.11"}
     ]
@@ -241,7 +246,7 @@ def test_port_held_by_another_program():
     )
 
 
-def test_loopback_listener_blocks_a_wildcard_component():
+def test_loopback_listener_blocks_a_wildcard_component() -> None:
     listeners = [
         {"proto": "tcp", "address": "127.0.0.1", "port": 2379, "pid": 7, "program": "etcd-old"}
     ]
@@ -250,14 +255,14 @@ def test_loopback_listener_blocks_a_wildcard_component():
     )
 
 
-def test_other_address_does_not_block_a_loopback_component():
+def test_other_address_does_not_block_a_loopback_component() -> None:
     listeners = [
         {"proto": "tcp", "address": "172.30.10.31", "port": 10248, "pid": 7, "program": "x"}
     ]
     assert run({"node1": {"listeners": listeners}}).errors == []
 
 
-def test_kubesmiths_own_components_do_not_count():
+def test_kubesmiths_own_components_do_not_count() -> None:
     listeners = [
         {
             "proto": "tcp",
@@ -279,7 +284,7 @@ def test_kubesmiths_own_components_do_not_count():
     assert run({"cp1": {"listeners": listeners, "links": ["eth0", "flannel.1", "lo"]}}).errors == []
 
 
-def test_a_vxlan_socket_without_flannel_is_foreign():
+def test_a_vxlan_socket_without_flannel_is_foreign() -> None:
     listeners = [
         {"proto": "udp", "address": "0.0.0.0", "port": 8472, "pid": 0, "program": "kernel"}
     ]
@@ -289,7 +294,7 @@ def test_a_vxlan_socket_without_flannel_is_foreign():
     )
 
 
-def test_unreachable_host():
+def test_unreachable_host() -> None:
     failure = {
         "preflight_failure": {
             "kind": "unreachable",
@@ -305,7 +310,7 @@ def test_unreachable_host():
     )
 
 
-def test_user_without_sudo():
+def test_user_without_sudo() -> None:
     failure = {
         "preflight_failure": {"kind": "become", "msg": "Missing sudo password", "user": "kubesmith"}
     }
@@ -316,19 +321,19 @@ def test_user_without_sudo():
     )
 
 
-def test_not_running_as_root():
+def test_not_running_as_root() -> None:
     line = only_error({"node1": {"euid": 1000}})
     assert line.startswith(
         "node1: ansible_become=False leaves preflight running as uid 1000, not root"
     )
 
 
-def test_ansible_host_not_on_any_interface():
+def test_ansible_host_not_on_any_interface() -> None:
     line = only_error({"node1": {"addresses": [{"interface": "eth0", "cidr": "10.1.2.3/24"}]}})
     assert line.startswith("node1: ansible_host='172.30.10.31' is not an address of any interface")
 
 
-def test_loopback_host_ip_belongs_to_lo():
+def test_loopback_host_ip_belongs_to_lo() -> None:
     inventory = Inventory().set_host("node1", "ansible_host", "127.0.0.31")
     assert (
         run(
@@ -338,7 +343,7 @@ def test_loopback_host_ip_belongs_to_lo():
     )
 
 
-def test_vip_outside_an_lb_hosts_subnet():
+def test_vip_outside_an_lb_hosts_subnet() -> None:
     addresses = [{"interface": "eth0", "cidr": "172.30.10.12/30"}]
     line = only_error({"lb2": {"addresses": addresses}})
     assert line == (
@@ -348,7 +353,7 @@ def test_vip_outside_an_lb_hosts_subnet():
     )
 
 
-def test_every_host_problem_is_reported_together():
+def test_every_host_problem_is_reported_together() -> None:
     failure = {
         "preflight_failure": {"kind": "unreachable", "msg": "timed out", "user": "kubesmith"}
     }
@@ -374,7 +379,7 @@ PROC_NET_UDP = """\
 """  # noqa: E501  (recorded /proc lines)
 
 
-def test_parse_proc_net():
+def test_parse_proc_net() -> None:
     assert parse_proc_net(PROC_NET_TCP, "tcp") == [
         {"proto": "tcp", "address": "127.0.0.1", "port": 10000, "inode": 31337},
         {"proto": "tcp", "address": "0.0.0.0", "port": 8443, "inode": 42},
@@ -387,7 +392,7 @@ def test_parse_proc_net():
     ]
 
 
-def test_parse_meminfo_and_swaps():
+def test_parse_meminfo_and_swaps() -> None:
     meminfo = (
         "MemTotal:       24683520 kB\nMemFree: 1 kB\nMemAvailable:   23955456 kB\n"
         "SwapTotal: 2097148 kB\nSwapFree: 2097148 kB\n"
@@ -405,7 +410,7 @@ def test_parse_meminfo_and_swaps():
     assert parse_swaps("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n") == []
 
 
-def test_parse_os_release():
+def test_parse_os_release() -> None:
     text = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n# comment\n'
     assert parse_os_release(text) == {
         "pretty_name": "Debian GNU/Linux 12 (bookworm)",
@@ -414,7 +419,7 @@ def test_parse_os_release():
     }
 
 
-def test_parse_ip_addr():
+def test_parse_ip_addr() -> None:
     lines = [
         "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever",
         "23: eth0@if24    inet 172.30.10.21/24 brd 172.30.10.255 scope global eth0\\  valid_lft 1",
@@ -446,8 +451,8 @@ def test_parse_ip_addr():
         ({}, "absent"),
     ],
 )
-def test_probe_feature(inputs, expected):
-    arguments = {
+def test_probe_feature(inputs: dict[str, Any], expected: str) -> None:
+    arguments: dict[str, Any] = {
         "loaded": set(),
         "builtin": set(),
         "loadable": set(),
@@ -457,7 +462,7 @@ def test_probe_feature(inputs, expected):
     assert probe_feature("ip_vs", **(arguments | inputs)) == expected
 
 
-def test_parse_kernel_config_and_module_names():
+def test_parse_kernel_config_and_module_names() -> None:
     config = parse_kernel_config("CONFIG_VXLAN=y\n# CONFIG_IP_VS is not set\nCONFIG_NF_TABLES=m\n")
     assert config == {"CONFIG_VXLAN": "y", "CONFIG_NF_TABLES": "m"}
     assert module_names(

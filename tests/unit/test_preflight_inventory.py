@@ -20,7 +20,8 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_invent
     play_roles,
     resolve_hosts,
 )
-from preflight_fixtures import DEFAULTS, REPO, Inventory
+
+from tests.unit.preflight_fixtures import DEFAULTS, REPO, Inventory
 
 
 @dataclass
@@ -67,7 +68,7 @@ def _etcd(*hosts: str) -> Callable[[Inventory], object]:
 
 def _role_spec(required: bool) -> Callable[[Inventory], object]:
     def add(inv: Inventory) -> None:
-        options = {
+        options: dict[str, dict[str, object]] = {
             "etcd_quota_bytes": {"type": "int"},
             "etcd_election_ms": {"type": "int", "required": required},
         }
@@ -529,14 +530,14 @@ def _errors(inventory: Inventory) -> list[str]:
     return check_inventory(inventory.data()).errors
 
 
-def test_lab_like_inventory_passes():
+def test_lab_like_inventory_passes() -> None:
     report = check_inventory(Inventory().data())
     assert report.errors == []
     assert report.warnings == []
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_bad_inventory_gives_its_one_line(case: Case):
+def test_bad_inventory_gives_its_one_line(case: Case) -> None:
     inventory = Inventory()
     case.mutate(inventory)
     errors = _errors(inventory)
@@ -546,7 +547,7 @@ def test_bad_inventory_gives_its_one_line(case: Case):
     assert len(errors) == 1, errors
 
 
-def test_enough_distinct_bad_inventories():
+def test_enough_distinct_bad_inventories() -> None:
     assert len({case.name for case in CASES}) >= 30
 
 
@@ -562,7 +563,7 @@ TOGETHER = (
 )
 
 
-def test_every_problem_is_reported_together():
+def test_every_problem_is_reported_together() -> None:
     inventory = Inventory()
     chosen = [case for case in CASES if case.name in TOGETHER]
     for case in chosen:
@@ -573,13 +574,13 @@ def test_every_problem_is_reported_together():
     assert len(errors) == len(TOGETHER)
 
 
-def test_duplicate_node_names_are_case_insensitive():
+def test_duplicate_node_names_are_case_insensitive() -> None:
     inventory = Inventory().add_host("NODE1", "172.30.10.33", "kube_node", "k8s_cluster")
     errors = _errors(inventory)
     assert "NODE1: inventory_hostname='NODE1' names the same node as 'node1'" in "\n".join(errors)
 
 
-def test_exact_line_format():
+def test_exact_line_format() -> None:
     inventory = Inventory()
     inventory.set_host("node1", "ansible_host", "300.1.2.3")
     assert _errors(inventory) == [
@@ -598,7 +599,7 @@ def test_exact_line_format():
         (_all("kubesmith_apiserver_lb_mode", "local"), "leaves the lb group ['lb1', 'lb2'] unused"),
     ],
 )
-def test_warnings_do_not_fail(mutate, fragment):
+def test_warnings_do_not_fail(mutate: Callable[[Inventory], object], fragment: str) -> None:
     inventory = Inventory()
     mutate(inventory)
     if fragment.startswith("groups['kube_node']"):
@@ -608,7 +609,7 @@ def test_warnings_do_not_fail(mutate, fragment):
     assert any(fragment in line for line in report.warnings), report.warnings
 
 
-def test_unresolved_variables_are_not_reported_twice():
+def test_unresolved_variables_are_not_reported_twice() -> None:
     inventory = Inventory().set_all("kubesmith_apiserver_vip", None)
     data = inventory.data()
     data.unresolved = frozenset({"kubesmith_apiserver_vip"})
@@ -618,7 +619,7 @@ def test_unresolved_variables_are_not_reported_twice():
 
 
 def _load_inventory(path: str) -> InventoryData:
-    """The inventory as Ansible reads it, over kubesmith_defaults' defaults."""
+    """The inventory as Ansible reads it, over the kubesmith role's defaults."""
     loader = DataLoader()
     inventory = InventoryManager(loader=loader, sources=[str(REPO / path)])
     variables = VariableManager(loader=loader, inventory=inventory)
@@ -632,14 +633,14 @@ def _load_inventory(path: str) -> InventoryData:
 
 
 @pytest.mark.parametrize("path", ["inventory/lab", "inventory/example"])
-def test_shipped_inventories_pass(path):
+def test_shipped_inventories_pass(path: str) -> None:
     if not (REPO / path).exists():
         pytest.skip(f"{path} does not exist yet")
     report = check_inventory(_load_inventory(path))
     assert report.errors == []
 
 
-def test_plan_of_the_lab():
+def test_plan_of_the_lab() -> None:
     plan = plan_cluster(_load_inventory("inventory/lab"))
     assert plan.host_ips["cp1"] == "172.30.10.21"
     ports = {(item.port, item.component) for item in plan.listeners("cp1")}
@@ -669,17 +670,17 @@ def test_plan_of_the_lab():
         ("{{ target }}", None),
     ],
 )
-def test_resolve_hosts(pattern, expected):
+def test_resolve_hosts(pattern: str, expected: list[str] | None) -> None:
     assert resolve_hosts(pattern, Inventory().groups) == expected
 
 
-def test_play_roles():
+def test_play_roles() -> None:
     play = {
         "hosts": "etcd",
-        "roles": ["kubesmith_defaults", {"role": "kubesmith.cluster.etcd"}],
+        "roles": ["kubesmith", {"role": "kubesmith.cluster.etcd"}],
         "tasks": [
             {"name": "x", "ansible.builtin.import_role": {"name": "preflight", "tasks_from": "x"}},
             {"name": "y", "ansible.builtin.debug": {"msg": "z"}},
         ],
     }
-    assert play_roles(play) == ["kubesmith_defaults", "etcd", "preflight"]
+    assert play_roles(play) == ["kubesmith", "etcd", "preflight"]
