@@ -1,6 +1,6 @@
 """Action kubesmith.cluster.preflight_inventory: judge the inventory on the controller alone.
 
-Reads every cluster host's variables (inventory values over kubesmith_defaults' defaults,
+Reads every cluster host's variables (inventory values over the kubesmith role's defaults,
 templated in that host's context), hands them to the pure checks of
 module_utils/preflight_inventory and fails once with every problem, one line each.
 No connection to any host is made.
@@ -29,7 +29,7 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_invent
 )
 
 COLLECTION_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULTS_ROLE = "kubesmith_defaults"
+DEFAULTS_ROLE = "kubesmith"
 
 display = Display()
 

@@ -38,7 +38,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _PORT = {"type": "int", "range": (1, 65535)}
 _VERSION = {"type": "str", "version": True}
 
-# Types and choices of the cluster-wide variables of roles/kubesmith_defaults/defaults/main.yml
+# Types and choices of the cluster-wide variables of roles/kubesmith/defaults/main.yml
 # that preflight reads. "range" and "version" are preflight's own additions to the format.
 CLUSTER_SPEC: dict[str, dict[str, Any]] = {
     "kubesmith_cluster_name": {"type": "str"},

@@ -10,7 +10,7 @@ short_description: Check kubesmith's inventory and variables without contacting 
 description:
   - Layer 1 of preflight, run by the action plugin of the same name on the deploy host only.
   - Reads every cluster host's variables (inventory values over the defaults of role
-    kubesmith_defaults, templated in that host's context) and checks groups, addresses,
+    kubesmith, templated in that host's context) and checks groups, addresses,
     networks, etcd membership, the API endpoint, ports, versions, PKI settings and the types,
     choices and required options of every role's meta/argument_specs.yml.
   - Prints every problem as one C([preflight] ERROR:) line naming the host or variable, its

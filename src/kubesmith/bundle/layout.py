@@ -47,7 +47,7 @@ IMAGE_REFS = {
 # publishes no checksum file, flannel's tarball) and the bundle manifest.
 MIRROR_SUMS = "SHA256SUMS"
 MIRROR_MANIFEST = "kubesmith-bundle.json"
-DEFAULTS_FILE = Path("roles/kubesmith_defaults/defaults/main.yml")
+DEFAULTS_FILE = Path("roles/kubesmith/defaults/main.yml")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Versions:
-    """The pinned versions, as in roles/kubesmith_defaults/defaults/main.yml."""
+    """The pinned versions, as in roles/kubesmith/defaults/main.yml."""
 
     kubernetes: str
     etcd: str
