@@ -1,7 +1,7 @@
 """Filters that turn inventory facts into the PKI plan and network values.
 
-kubesmith.cluster.pki_plan, apiserver_sans, host_addresses, nth_ip, etcd_initial_cluster,
-cert_report, cert_report_table.
+kubesmith.cluster.pki_plan, pki_host_files, apiserver_sans, host_addresses, nth_ip,
+etcd_initial_cluster, cert_report, cert_report_table.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ def apiserver_sans(facts: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 @filter_errors
+def pki_host_files(group_names: Any, hostname: Any, flanneld: bool = True) -> list[dict[str, Any]]:
+    return pki_plan.host_files(group_names, hostname, flanneld)
+
+
+@filter_errors
 def host_addresses(
     names: Iterable[str], hostvars: Mapping[str, Any], override_var: str = "kubesmith_node_ip"
 ) -> list[dict[str, str]]:
@@ -78,6 +83,7 @@ class FilterModule:
         return {
             "pki_plan": pki_plan_filter,
             "apiserver_sans": apiserver_sans,
+            "pki_host_files": pki_host_files,
             "host_addresses": host_addresses,
             "nth_ip": nth_ip,
             "etcd_initial_cluster": etcd_initial_cluster,

@@ -174,3 +174,58 @@ def pki_plan(facts: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
     items += etcd_member_certs(facts)
     return items
+
+
+def file_entry(src: str, dest: str) -> dict[str, Any]:
+    secret = src.endswith((".key", ".conf"))
+    return {"src": src, "dest": dest, "mode": "0600" if secret else "0644", "secret": secret}
+
+
+def pair(src: str, dest: str) -> list[dict[str, Any]]:
+    return [file_entry(f"{src}.crt", f"{dest}.crt"), file_entry(f"{src}.key", f"{dest}.key")]
+
+
+def host_files(group_names: Any, hostname: Any, flanneld: bool = True) -> list[dict[str, Any]]:
+    """What one host gets from the PKI directory, in kubeadm's layout.
+
+    Each entry: src (relative to the PKI directory), dest (relative to /etc/kubernetes), mode
+    and secret (keys and kubeconfigs: copy with no_log). The etcd and front-proxy CA keys are
+    never in the list; the cluster CA key goes to control-plane hosts only.
+    """
+    if isinstance(group_names, str) or not isinstance(group_names, list | tuple):
+        raise PlanError(f"group_names: expected the host's list of groups, got {group_names!r}")
+    if not isinstance(hostname, str) or not hostname:
+        raise PlanError(f"hostname: expected the inventory host name, got {hostname!r}")
+    groups = set(group_names)
+    files: list[dict[str, Any]] = []
+    if "k8s_cluster" in groups or "kube_control_plane" in groups or "kube_node" in groups:
+        files.append(file_entry("ca.crt", "pki/ca.crt"))
+        files.append(file_entry("kubeconfigs/kube-proxy.conf", "kube-proxy.conf"))
+        if flanneld:
+            files.append(file_entry("etcd/ca.crt", "pki/etcd/ca.crt"))
+            files += pair("etcd/flanneld-client", "pki/etcd/flanneld-client")
+    if "kube_control_plane" in groups:
+        files += [
+            file_entry("ca.key", "pki/ca.key"),
+            file_entry("sa.key", "pki/sa.key"),
+            file_entry("sa.pub", "pki/sa.pub"),
+            file_entry("front-proxy-ca.crt", "pki/front-proxy-ca.crt"),
+            file_entry("etcd/ca.crt", "pki/etcd/ca.crt"),
+            file_entry("kubeconfigs/admin.conf", "admin.conf"),
+            file_entry("kubeconfigs/controller-manager.conf", "controller-manager.conf"),
+            file_entry("kubeconfigs/scheduler.conf", "scheduler.conf"),
+        ]
+        for name in (
+            "apiserver",
+            "apiserver-kubelet-client",
+            "apiserver-etcd-client",
+            "front-proxy-client",
+        ):
+            files += pair(name, f"pki/{name}")
+    if "etcd" in groups:
+        files.append(file_entry("etcd/ca.crt", "pki/etcd/ca.crt"))
+        files += pair("etcd/healthcheck-client", "pki/etcd/healthcheck-client")
+        files += pair(f"etcd/members/{hostname}/server", "pki/etcd/server")
+        files += pair(f"etcd/members/{hostname}/peer", "pki/etcd/peer")
+    unique = {entry["dest"]: entry for entry in files}
+    return sorted(unique.values(), key=lambda entry: entry["dest"])

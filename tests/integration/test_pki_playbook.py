@@ -1,8 +1,10 @@
-"""playbooks/20-pki.yml against a copy of inventory/lab, on the deploy host only (no lab).
+"""playbooks/20-pki.yml and report-certs.yml on this machine only (no lab).
 
-The copy keeps the lab's hosts and settings but puts the artifacts beside the copied
-inventory (the default layout), so nothing outside tmp_path is written and no host is
-contacted: the play targets localhost with a local connection.
+The PKI tests use a copy of inventory/lab that keeps its hosts and settings but puts the
+artifacts beside the copied inventory (the default layout), so nothing outside tmp_path is
+written; only the deploy-host plays run (localhost, local connection), no lab host is contacted.
+The distribution test uses a one-host inventory whose host is this machine (connection local)
+and a kubeadm directory under tmp_path.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def lab_copy(tmp_path: Path) -> Path:
     return inventory
 
 
-def run_playbook(inventory: Path, *extra: str) -> tuple[dict, float]:
+def run_playbook(inventory: Path, *extra: str, deploy_host_only: bool = True) -> tuple[dict, float]:
+    """Run 20-pki.yml; by default only its deploy-host play (the lab hosts are not contacted)."""
+    if deploy_host_only:
+        extra = ("--skip-tags", "pki_distribute", *extra)
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -188,3 +193,76 @@ def test_expiry_report_on_the_deploy_host(tmp_path: Path) -> None:
     assert failing.returncode != 0
     assert "certificate(s) expire within" in failing.stdout
     assert "deploy-host:" in failing.stdout
+
+
+def local_cluster(tmp_path: Path) -> Path:
+    """One host, cp1, that is this machine: etcd member, control plane and k8s_cluster."""
+    inventory = tmp_path / "local"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    cp1 = {
+        "ansible_host": "127.0.0.1",
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+    }
+    hosts = {
+        "all": {
+            "children": {
+                "etcd": {"hosts": {"cp1": None}},
+                "kube_control_plane": {"hosts": {"cp1": cp1}},
+                "kube_node": {"hosts": {}},
+                "k8s_cluster": {"children": {"kube_control_plane": None, "kube_node": None}},
+            }
+        }
+    }
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    settings = {"kubesmith_apiserver_lb_mode": "local", "kubesmith_cluster_name": "local"}
+    (inventory / "group_vars" / "all" / "cluster.yml").write_text(yaml.safe_dump(settings))
+    return inventory
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="copies files owned by root")
+def test_distribution_in_kubeadm_layout(tmp_path: Path) -> None:
+    inventory = local_cluster(tmp_path)
+    kubernetes = tmp_path / "etc-kubernetes"
+    extra = ("-e", f"pki_distribute_kubernetes_dir={kubernetes}")
+    first, _ = run_playbook(inventory, *extra, deploy_host_only=False)
+    assert first["stats"]["cp1"]["changed"] >= 3
+    second, _ = run_playbook(inventory, *extra, deploy_host_only=False)
+    assert second["stats"]["cp1"]["changed"] == 0 and second["stats"]["localhost"]["changed"] == 0
+
+    pki = kubernetes / "pki"
+    expected = {
+        "pki/ca.crt": 0o644,
+        "pki/ca.key": 0o600,
+        "pki/sa.key": 0o600,
+        "pki/sa.pub": 0o644,
+        "pki/apiserver.crt": 0o644,
+        "pki/apiserver.key": 0o600,
+        "pki/apiserver-kubelet-client.key": 0o600,
+        "pki/apiserver-etcd-client.crt": 0o644,
+        "pki/front-proxy-ca.crt": 0o644,
+        "pki/front-proxy-client.key": 0o600,
+        "pki/etcd/ca.crt": 0o644,
+        "pki/etcd/server.key": 0o600,
+        "pki/etcd/peer.crt": 0o644,
+        "pki/etcd/healthcheck-client.crt": 0o644,
+        "pki/etcd/flanneld-client.key": 0o600,
+        "admin.conf": 0o600,
+        "controller-manager.conf": 0o600,
+        "scheduler.conf": 0o600,
+        "kube-proxy.conf": 0o600,
+    }
+    for name, mode in expected.items():
+        assert (kubernetes / name).stat().st_mode & 0o777 == mode, name
+    assert not (pki / "etcd/ca.key").exists() and not (pki / "front-proxy-ca.key").exists()
+    openssl_verify(
+        pki / "etcd/ca.crt",
+        pki / "etcd/server.crt",
+        "-purpose",
+        "sslserver",
+        "-verify_ip",
+        "127.0.0.1",
+    )
+    openssl_verify(pki / "ca.crt", pki / "apiserver.crt", "-verify_ip", "127.0.0.1")
+    cm = yaml.safe_load((kubernetes / "controller-manager.conf").read_text())
+    assert cm["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"

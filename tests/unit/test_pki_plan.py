@@ -275,3 +275,46 @@ def test_module_kubeconfig_path_must_stay_inside(tmp_path: Path, capsys) -> None
     assert (
         "kubeconfigs[0].path: '../admin.conf' must stay inside the PKI directory" in failed["msg"]
     )
+
+
+def dests(groups: list[str], host: str = "cp1", flanneld: bool = True) -> dict[str, dict]:
+    files = FILTERS["pki_host_files"](groups, host, flanneld)
+    return {entry["dest"]: entry for entry in files}
+
+
+def test_host_files_follow_kubeadm_layout() -> None:
+    node = dests(["kube_node", "k8s_cluster"], "node1")
+    assert sorted(node) == [
+        "kube-proxy.conf",
+        "pki/ca.crt",
+        "pki/etcd/ca.crt",
+        "pki/etcd/flanneld-client.crt",
+        "pki/etcd/flanneld-client.key",
+    ]
+    assert sorted(dests(["kube_node"], "node1", flanneld=False)) == [
+        "kube-proxy.conf",
+        "pki/ca.crt",
+    ]
+    cp = dests(["etcd", "kube_control_plane", "k8s_cluster"])
+    assert cp["pki/etcd/server.key"]["src"] == "etcd/members/cp1/server.key"
+    assert cp["pki/etcd/peer.crt"]["src"] == "etcd/members/cp1/peer.crt"
+    assert cp["pki/ca.key"] == {
+        "src": "ca.key",
+        "dest": "pki/ca.key",
+        "mode": "0600",
+        "secret": True,
+    }
+    assert cp["admin.conf"]["secret"] and cp["admin.conf"]["mode"] == "0600"
+    assert cp["pki/apiserver.crt"]["mode"] == "0644" and not cp["pki/apiserver.crt"]["secret"]
+    sources = {entry["src"] for entry in cp.values()}
+    assert "etcd/ca.key" not in sources and "front-proxy-ca.key" not in sources
+    etcd_only = dests(["etcd"], "e1")
+    assert "pki/ca.key" not in etcd_only and "pki/ca.crt" not in etcd_only
+    assert dests(["lb"], "lb1") == {}
+
+
+def test_host_files_errors() -> None:
+    with pytest.raises(AnsibleFilterError, match="group_names: expected the host's list"):
+        FILTERS["pki_host_files"]("etcd", "cp1")
+    with pytest.raises(AnsibleFilterError, match="hostname: expected the inventory host name"):
+        FILTERS["pki_host_files"](["etcd"], "")
