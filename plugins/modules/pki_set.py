@@ -31,7 +31,7 @@ module: pki_set
 short_description: Create CAs, issue certificates and keep key pairs of one PKI directory
 description:
   - Brings a PKI directory on the host it runs on (normally the deploy host) in line with a list
-    of items in one call: certificate authorities, leaf certificates and bare key pairs.
+    of items in one call (certificate authorities, leaf certificates and bare key pairs).
   - A leaf is reissued only when its key, subject, SANs, usages, issuer or signature no longer
     match, or it is inside its renew window. Its existing key is kept unless it is missing,
     unreadable or of another type/size than requested.

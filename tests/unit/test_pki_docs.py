@@ -1,0 +1,28 @@
+"""Module documentation parses and lists exactly the options each module accepts."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from ansible_collections.kubesmith.cluster.plugins.modules import cert_collect, pki_files, pki_set
+
+
+@pytest.mark.parametrize("module", [pki_set, pki_files, cert_collect])
+def test_documentation_parses(module) -> None:
+    documentation = yaml.safe_load(module.DOCUMENTATION)
+    assert documentation["module"] == module.__name__.rsplit(".", 1)[1]
+    yaml.safe_load(module.EXAMPLES)
+    yaml.safe_load(module.RETURN)
+
+
+@pytest.mark.parametrize(
+    ("module", "spec"),
+    [(pki_set, pki_set.ARGUMENT_SPEC), (pki_files, pki_files.ARGUMENT_SPEC)],
+)
+def test_documented_options_match_the_argument_spec(module, spec: dict) -> None:
+    options = yaml.safe_load(module.DOCUMENTATION)["options"]
+    assert set(options) == set(spec)
+    for name, option in spec.items():
+        documented_sub = set(options[name].get("suboptions", {}))
+        # pki_files' content is added by the action plugin, not written by users.
+        assert documented_sub == set(option.get("options", {})) - {"content"}, name
