@@ -300,9 +300,18 @@ class PkiStore:
             return False
 
 
-def load_key(data: bytes, where: str) -> PrivateKey:
+def load_key(data: bytes, where: str, signs: bool = True) -> PrivateKey:
+    """Load a PEM key.
+
+    RSA consistency checks cost ~0.25 s per key (seconds for 4096 bits under load), so they
+    run only for keys that sign here (CAs). A leaf or SA key is compared by its public half
+    with its certificate or .pub, which catches a wrong or replaced key; a key damaged only in
+    its private half shows up when its component loads it.
+    """
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        key = serialization.load_pem_private_key(
+            data, password=None, unsafe_skip_rsa_key_validation=not signs
+        )
     except (ValueError, TypeError) as exc:
         raise PkiError(f"{where}: not a readable unencrypted PEM private key ({exc})") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
@@ -547,7 +556,7 @@ class PkiManager:
             if not self.check_mode:
                 self.store.write(key_path, key_pem(key), KEY_MODE)
         else:
-            key = load_key(key_data, str(key_path))
+            key = load_key(key_data, str(key_path), signs=False)
             mismatch = spec.key.mismatch(key)
             if mismatch:
                 outcome.warnings.append(
@@ -623,7 +632,7 @@ class PkiManager:
         if data is None:
             return None, ["key does not exist"]
         try:
-            key = load_key(data, str(key_path))
+            key = load_key(data, str(key_path), signs=False)
         except PkiError:
             return None, ["key is not readable"]
         mismatch = spec.key.mismatch(key)
