@@ -160,7 +160,9 @@ def test_moving_one_control_plane_host_reissues_only_its_certificates(tmp_path: 
 REPORT = REPO / "playbooks" / "report-certs.yml"
 
 
-def run_report(inventory: Path, threshold: int) -> subprocess.CompletedProcess[str]:
+def run_report(
+    inventory: Path, threshold: int, *extra: str, deploy_host_only: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -172,10 +174,10 @@ def run_report(inventory: Path, threshold: int) -> subprocess.CompletedProcess[s
             "-i",
             str(inventory),
             str(REPORT),
-            "--skip-tags",
-            "report_certs_hosts",
+            *(("--skip-tags", "report_certs_hosts") if deploy_host_only else ()),
             "-e",
             f"report_certs_threshold_days={threshold}",
+            *extra,
         ],
         cwd=REPO,
         env=env,
@@ -284,3 +286,14 @@ def test_distribution_in_kubeadm_layout(tmp_path: Path) -> None:
     ]
     assert (pki / "ca.key").stat().st_mode & 0o777 == 0o600
     assert "LS0tLS1CRUdJTi" not in json.dumps(repaired), "base64 of -----BEGIN must not leak"
+
+    report = run_report(
+        inventory, 30, "-e", f"report_certs_kubernetes_dir={kubernetes}", deploy_host_only=False
+    )
+    assert report.returncode == 0, report.stdout[-4000:]
+    rows = json.loads((inventory / "artifacts" / "cert-report.json").read_text())["rows"]
+    on_host = {row["path"] for row in rows if row["host"] == "cp1"}
+    assert str(pki / "etcd/server.crt") in on_host
+    assert f"{kubernetes}/admin.conf#client-certificate-data" in on_host
+    assert not any(path.endswith(".key") for path in on_host)
+    assert "Not collected" not in report.stdout
