@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
+from ansible_collections.kubesmith.cluster.plugins.filter import pki, render
 from ansible_collections.kubesmith.cluster.plugins.modules import cert_collect, pki_files, pki_set
 
 
@@ -26,3 +29,14 @@ def test_documented_options_match_the_argument_spec(module, spec: dict) -> None:
         documented_sub = set(options[name].get("suboptions", {}))
         # pki_files' content is added by the action plugin, not written by users.
         assert documented_sub == set(option.get("options", {})) - {"content"}, name
+
+
+def test_every_filter_has_documentation() -> None:
+    filter_dir = Path(pki.__file__).parent
+    names = set(pki.FilterModule().filters()) | set(render.FilterModule().filters())
+    for name in names:
+        document = yaml.safe_load((filter_dir / f"{name}.yml").read_text())
+        assert document["DOCUMENTATION"]["name"] == name
+        assert "_input" in document["DOCUMENTATION"]["options"]
+        assert f"kubesmith.cluster.{name}" in document["EXAMPLES"]
+        assert "_value" in document["RETURN"]
