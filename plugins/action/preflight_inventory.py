@@ -140,7 +140,7 @@ def show_report(report: Report) -> None:
     for line in report.warnings:
         display.display(f"[preflight] WARNING: {line}", color="bright purple")
     for line in report.errors:
-        display.display(f"[preflight] ERROR: {line}", color="red", stderr=True)
+        display.display(f"[preflight] ERROR: {line}", color="red")
 
 
 def report_result(report: Report, what: str) -> dict[str, Any]:
