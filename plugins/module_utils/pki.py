@@ -436,7 +436,8 @@ class PkiManager:
     ) -> None:
         self.store = store
         self.check_mode = check_mode
-        self.now = now or utc_now()
+        # Certificates hold whole seconds; so do predictions shown in check mode.
+        self.now = (now or utc_now()).replace(microsecond=0)
         self.authorities: dict[str, Authority] = {}
         # CAs that would be created in check mode: leaves under them are new too.
         self.planned_authorities: dict[str, CertSpec] = {}
