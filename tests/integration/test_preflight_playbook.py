@@ -12,10 +12,17 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_inventory import (
+    check_inventory,
+)
+
+from tests.unit.preflight_fixtures import Inventory
+from tests.unit.test_preflight_inventory import CASES, Case
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
@@ -226,3 +233,63 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# Every bad inventory of the unit tests, through the real playbook. Role-spec cases need a
+# role on disk and stay unit-only.
+PLAYBOOK_CASES = [
+    case for case in CASES if not case.name.startswith(("role option", "required role"))
+]
+
+
+def _as_yaml_inventory(inventory: Inventory) -> dict[str, object]:
+    """The fixture as an Ansible inventory: every host local, its values as host vars."""
+    hosts = {
+        host: {
+            **values,
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+        }
+        for host, values in inventory.hostvars.items()
+    }
+    groups = {
+        group: {"hosts": dict.fromkeys(members)}
+        for group, members in inventory.groups.items()
+        if group != "all"
+    }
+    return {"all": {"hosts": hosts, "children": groups}}
+
+
+@pytest.fixture(scope="module")
+def case_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[list[str], subprocess.CompletedProcess[str], Path]]:
+    """Run every case's inventory through the playbook, four at a time."""
+
+    def run_case(case: Case) -> tuple[list[str], subprocess.CompletedProcess[str], Path]:
+        inventory = Inventory()
+        case.mutate(inventory)
+        expected = check_inventory(inventory.data()).errors
+        workdir = tmp_path_factory.mktemp("case")
+        process, markers = _run(workdir, _as_yaml_inventory(inventory))
+        return expected, process, markers
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = pool.map(run_case, PLAYBOOK_CASES)
+        return {case.name: result for case, result in zip(PLAYBOOK_CASES, results, strict=True)}
+
+
+@pytest.mark.parametrize("case", PLAYBOOK_CASES, ids=[case.name for case in PLAYBOOK_CASES])
+def test_every_bad_inventory_stops_the_playbook(
+    case: Case, case_runs: dict[str, tuple[list[str], subprocess.CompletedProcess[str], Path]]
+) -> None:
+    expected, process, markers = case_runs[case.name]
+    assert len(expected) == 1
+    assert _lines(process, "ERROR") == expected, process.stdout[-3000:]
+    assert process.returncode != 0
+    assert not markers.exists(), "a play after preflight ran"
+    assert "Preflight 2/2" not in process.stdout, "layer 2 contacted hosts"
+
+
+def test_enough_bad_inventories_run_through_the_playbook() -> None:
+    assert len(PLAYBOOK_CASES) >= 30
