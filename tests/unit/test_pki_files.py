@@ -7,6 +7,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ansible.errors import AnsibleActionFail
@@ -46,7 +47,7 @@ def test_read_sources(tmp_path: Path) -> None:
 @needs_root
 def test_check_apply_check_apply(tmp_path: Path, capsys) -> None:
     base = tmp_path / "kubernetes"
-    args = {
+    args: dict[str, Any] = {
         "src_dir": "/unused",
         "dest_dir": str(base),
         "files": [entry("pki/ca.crt", "cert"), entry("pki/etcd/server.key", "key", "0600")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -14,7 +15,7 @@ from ansible_collections.kubesmith.cluster.plugins.modules import pki_set
 
 FILTERS = FilterModule().filters()
 
-LAB_FACTS = {
+LAB_FACTS: dict[str, Any] = {
     "cluster_domain": "cluster.local",
     "service_cidr": "172.30.128.0/20",
     "vip": "172.30.10.10",
