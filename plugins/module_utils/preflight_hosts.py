@@ -44,7 +44,7 @@ def check_hosts(
 ) -> Report:
     """Every problem of every host, reported together."""
     report = report if report is not None else Report()
-    offsets: dict[str, float] = {}
+    offsets: dict[str, tuple[float, float]] = {}
     for host in plan.hosts:
         result = results.get(host)
         if result is None:
@@ -56,7 +56,7 @@ def check_hosts(
         checker = _HostChecker(plan, host, facts, settings, report)
         checker.run()
         if checker.offset is not None and checker.clock_ok:
-            offsets[host] = checker.offset
+            offsets[host] = (checker.offset, checker.uncertainty)
     _check_clock_spread(report, offsets, settings.max_clock_skew_seconds)
     return report
 
@@ -96,14 +96,19 @@ def _report_unreadable(
         )
 
 
-def _check_clock_spread(report: Report, offsets: Mapping[str, float], limit: float) -> None:
-    """Hosts each close enough to the deploy host can still be too far from each other."""
+def _check_clock_spread(
+    report: Report, offsets: Mapping[str, tuple[float, float]], limit: float
+) -> None:
+    """Hosts each close enough to the deploy host can still be too far from each other.
+
+    offsets: host -> (offset to the deploy host, half the width of the window it was read in).
+    """
     if len(offsets) < 2:
         return
-    fast = max(offsets, key=lambda h: offsets[h])
-    slow = min(offsets, key=lambda h: offsets[h])
-    spread = offsets[fast] - offsets[slow]
-    if spread > limit:
+    fast = max(offsets, key=lambda h: offsets[h][0])
+    slow = min(offsets, key=lambda h: offsets[h][0])
+    spread = offsets[fast][0] - offsets[slow][0]
+    if spread - offsets[fast][1] - offsets[slow][1] > limit:
         report.error(
             fast,
             "clock",
@@ -130,6 +135,7 @@ class _HostChecker:
         self.report = report
         self.groups = [g for g in plan.host_groups(host) if g != "k8s_cluster"]
         self.offset: float | None = None
+        self.uncertainty = 0.0
         self.clock_ok = True
 
     def run(self) -> None:
@@ -244,6 +250,7 @@ class _HostChecker:
         uncertainty = (after - before) / 2
         offset = now - (before + after) / 2
         self.offset = offset
+        self.uncertainty = uncertainty
         limit = self.settings.max_clock_skew_seconds
         if abs(offset) - uncertainty > limit:
             self.clock_ok = False

@@ -139,6 +139,15 @@ def test_clocks_apart_from_each_other() -> None:
     assert line.startswith("node1: clock='+3.7s' is ahead of node2's clock by more than 2s")
 
 
+def test_slow_reads_do_not_make_clocks_disagree() -> None:
+    # One shared clock read in long windows (a loaded deploy host), as in the lab.
+    slow_read = {"controller_before": NOW, "controller_after": NOW + 5}
+    report = run(
+        {"node1": {**slow_read, "time": NOW + 4.8}, "lb1": {**slow_read, "time": NOW + 0.2}}
+    )
+    assert report.errors == []
+
+
 def test_swap_that_cannot_be_turned_off() -> None:
     swaps = [{"name": "/swapfile", "type": "file", "size_mb": 8192, "used_mb": 6000}]
     memory = {
