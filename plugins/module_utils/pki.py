@@ -205,7 +205,6 @@ class Authority:
 
     cert: x509.Certificate
     key: PrivateKey
-    fresh: bool = False
 
 
 def utc_now() -> datetime.datetime:
@@ -542,7 +541,7 @@ class PkiManager:
             cert.public_bytes(serialization.Encoding.PEM),
             CERT_MODE,
         )
-        self.authorities[spec.path] = Authority(cert, key, fresh=True)
+        self.authorities[spec.path] = Authority(cert, key)
         outcome.after = summarize(cert)
         return outcome
 
