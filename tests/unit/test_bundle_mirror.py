@@ -24,6 +24,8 @@ def tree(tmp_path):
     (root / "dl.k8s.io/release/v1/bin/kubectl").write_bytes(b"kubectl bytes")
     (root / "images/pause").mkdir(parents=True)
     (root / "images/pause/p.oci.tar").write_bytes(b"image bytes")
+    (root / ".extracted/etcd").mkdir(parents=True)
+    (root / ".extracted/etcd/etcd").write_bytes(b"unpacked, not part of the tree")
     return root
 
 

@@ -81,8 +81,10 @@ def record_built(
 
 
 def tree_files(root: Path) -> Iterator[Path]:
-    """Every regular file below root except the root's own index files and partials."""
-    for directory, _, names in os.walk(root):
+    """Every regular file below root except the root's index files, partials and dot
+    directories (the download stage's unpacked tarballs and mirror scratch live there)."""
+    for directory, subdirectories, names in os.walk(root):
+        subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
         for name in sorted(names):
             path = Path(directory) / name
             relative = path.relative_to(root).as_posix()
