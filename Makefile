@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 INVENTORY ?= inventory/lab
 # Molecule scenarios run by `make test`, in order (each brings up and removes its own hosts).
-MOLECULE_SCENARIOS ?= lab
+MOLECULE_SCENARIOS ?= lab preflight vip
 
 .PHONY: help deps lab lab-hosts lab-down test lint pytest molecule
 
