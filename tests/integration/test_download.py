@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kubesmith.bundle import cli, layout, mirror
 
@@ -100,11 +101,12 @@ def served(mirror_copy):
     running.stop()
 
 
-def run_download(cache: Path, mirror_url: str, components=COMPONENTS):
+def run_download(cache: Path, mirror_url: str, components=COMPONENTS, **overrides):
     extra = {
         "kubesmith_download_mirror_url": mirror_url,
         "download_components": components,
         "ansible_python_interpreter": sys.executable,
+        **overrides,
     }
     env = {
         **os.environ,
@@ -293,3 +295,90 @@ def test_hosts_get_versioned_binaries_from_the_cache(served, versions, tmp_path)
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "changed=0" in _recap(second.stdout)
+
+
+def _install(cache: Path, target: Path, components: list[str], **overrides):
+    """Run playbooks/11-binaries.yml for localhost (in etcd and k8s_cluster) into target."""
+    inventory = target.parent / "hosts.yml"
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "children": {
+                        "etcd": {"hosts": {"localhost": local}},
+                        "kube_node": {"hosts": {"localhost": local}},
+                        "k8s_cluster": {"children": {"kube_node": {}}},
+                    }
+                }
+            }
+        )
+    )
+    extra = {
+        "binaries_components": components,
+        "binaries_install_dir": str(target / "opt/kubesmith/bin"),
+        "binaries_link_dir": str(target / "usr/local/bin"),
+        "binaries_cni_bin_dir": str(target / "opt/cni/bin"),
+        **overrides,
+    }
+    env = {**os.environ, "KUBESMITH_CACHE_DIR": str(cache), "ANSIBLE_FORCE_COLOR": "0"}
+    command = [str(BIN / "ansible-playbook"), "playbooks/11-binaries.yml", "-i", str(inventory)]
+    result = subprocess.run(
+        [*command, "-e", json.dumps(extra)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _bridge_version(target: Path) -> str:
+    about = subprocess.run(
+        [str(target / "opt/cni/bin/bridge")], env={}, capture_output=True, text=True, check=False
+    )
+    return (about.stdout + about.stderr).splitlines()[0]
+
+
+def test_upgrade_and_rollback_switch_the_links(built_mirror, versions, tmp_path):
+    older = "v1.9.0"
+    manifest = yaml.safe_load((ROOT / layout.DEFAULTS_FILE).read_text())
+    manifest["kubesmith_cni_plugins_version"] = older
+    older_versions = tmp_path / "older.yml"
+    older_versions.write_text(yaml.safe_dump(manifest))
+    subprocess.run(
+        [
+            str(BIN / "kubesmith-bundle"),
+            "--cache-dir",
+            str(BUILD_CACHE),
+            "--versions",
+            str(older_versions),
+            "build",
+            "--components",
+            "cni-plugins",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    served = Served(built_mirror)  # read only: this test corrupts nothing
+    try:
+        cache, target = tmp_path / "cache", tmp_path / "host"
+        for version in (versions.cni_plugins, older):
+            code, output = run_download(
+                cache, served.url, ["cni_plugins"], kubesmith_cni_plugins_version=version
+            )
+            assert code == 0, output
+    finally:
+        served.stop()
+    link = target / "opt/cni/bin/bridge"
+    pinned = {"kubesmith_cni_plugins_version": versions.cni_plugins}
+
+    _install(cache, target, ["cni_plugins"], **pinned)
+    assert _bridge_version(target) == f"CNI bridge plugin {versions.cni_plugins}"
+    _install(cache, target, ["cni_plugins"], kubesmith_cni_plugins_version=older)
+    assert _bridge_version(target) == f"CNI bridge plugin {older}"
+    assert link.resolve() == target / f"opt/kubesmith/bin/cni_plugins/{older}/bridge"
+    _install(cache, target, ["cni_plugins"], **pinned)  # roll back
+    assert _bridge_version(target) == f"CNI bridge plugin {versions.cni_plugins}"
+    assert (target / f"opt/kubesmith/bin/cni_plugins/{older}/bridge").is_file()

@@ -30,8 +30,9 @@ def recipe_digest() -> str:
     return digest.hexdigest()
 
 
-def _stamp_path(cache_dir: Path, component: str) -> Path:
-    return cache_dir / "stamps" / f"{component}.json"
+def _stamp_path(cache_dir: Path, component: str, versions: layout.Versions, arch: str) -> Path:
+    # One stamp per version, so building an older version (a rollback test) keeps the newer.
+    return cache_dir / "stamps" / f"{component}-{versions.of(component)}-{arch}.json"
 
 
 def _wanted_stamp(component: str, versions: layout.Versions, arch: str) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def is_current(
     *, cache_dir: Path, mirror: Path, component: str, versions: layout.Versions, arch: str
 ) -> bool:
     """True when the mirror holds this component's files exactly as last built."""
-    stamp_file = _stamp_path(cache_dir, component)
+    stamp_file = _stamp_path(cache_dir, component, versions, arch)
     if not stamp_file.exists():
         return False
     stamp = json.loads(stamp_file.read_text(encoding="utf-8"))
@@ -77,7 +78,8 @@ def record_built(
         "seconds": round(seconds, 1),
         "files": {name: sha256_file(mirror / name) for name in names},
     }
-    write_atomic(_stamp_path(cache_dir, component), json.dumps(stamp, indent=2).encode())
+    stamp_path = _stamp_path(cache_dir, component, versions, arch)
+    write_atomic(stamp_path, json.dumps(stamp, indent=2).encode())
 
 
 def tree_files(root: Path) -> Iterator[Path]:
