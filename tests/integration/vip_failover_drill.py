@@ -20,6 +20,7 @@ Prints one JSON object (the cases and their figures) on stdout; exits 1 if any c
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import itertools
 import json
@@ -47,6 +48,7 @@ class Sample:
 
     at: float
     backend: str | None
+    error: str = ""
 
 
 def longest_gap(success_times: Sequence[float], start: float, end: float) -> float:
@@ -91,7 +93,8 @@ class Prober(threading.Thread):
         self.lock = threading.Lock()
         self.stopping = threading.Event()
 
-    def request(self) -> str | None:
+    def request(self) -> tuple[str | None, str]:
+        """The backend that answered, or None and why not."""
         try:
             with (
                 socket.create_connection((self.address, self.port), timeout=0.5) as raw,
@@ -102,15 +105,16 @@ class Prober(threading.Thread):
                 chunks = []
                 while chunk := tls.recv(4096):
                     chunks.append(chunk)
-        except (OSError, ssl.SSLError):
-            return None
-        return parse_backend(b"".join(chunks))
+        except OSError as error:
+            return None, type(error).__name__
+        backend = parse_backend(b"".join(chunks))
+        return backend, "" if backend else "bad response"
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            backend = self.request()
+            backend, error = self.request()
             with self.lock:
-                self.samples.append(Sample(time.monotonic(), backend))
+                self.samples.append(Sample(time.monotonic(), backend, error))
             # Without a pause a refused connection would spin the CPU the lab shares.
             time.sleep(self.pause)
 
@@ -178,6 +182,7 @@ class Case:
     name: str
     longest_gap_ms: int = 0
     failed_requests: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
     holder_before: str = ""
     holder_after: str = ""
     checks: list[str] = field(default_factory=list)
@@ -218,7 +223,9 @@ class Drill:
         end = time.monotonic()
         gap = longest_gap(self.prober.success_times(), start, end)
         case.longest_gap_ms = round(gap * 1000)
-        case.failed_requests = sum(1 for s in self.prober.since(start) if s.backend is None)
+        failed = [s.error for s in self.prober.since(start) if s.backend is None]
+        case.failed_requests = len(failed)
+        case.errors = dict(collections.Counter(failed))
         case.expect(recovered, "the VIP is where it should be")
         case.expect(steady, f"the client got {STEADY_SUCCESSES} answers in a row afterwards")
         case.expect(
@@ -417,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = "ok" if not case.problems else "FAILED: " + "; ".join(case.problems)
         print(
             f"{case.name:<45} {case.longest_gap_ms:>6} ms  {case.failed_requests:>4} failed  "
-            f"{case.holder_before} -> {case.holder_after}  {status}",
+            f"{case.holder_before} -> {case.holder_after}  {status}  {case.errors or ''}",
             file=sys.stderr,
         )
     print(json.dumps({"cases": [asdict(c) for c in drill.cases]}, indent=2))

@@ -14,6 +14,15 @@ import ssl
 class NameHandler(http.server.BaseHTTPRequestHandler):
     """Answers every GET with this host's name."""
 
+    # A client that vanished mid-request (its VIP moved) must not hold a thread forever.
+    timeout = 5.0
+
+    def setup(self) -> None:
+        super().setup()
+        # The TLS handshake runs here, in the connection's own thread: done in accept(), one
+        # client that never sends its hello would stop the server accepting anyone else.
+        self.request.do_handshake()
+
     def do_GET(self) -> None:
         body = (socket.gethostname() + "\n").encode()
         self.send_response(200)
@@ -34,8 +43,11 @@ def main() -> None:
     args = parser.parse_args()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
+    http.server.ThreadingHTTPServer.request_queue_size = 128
     server = http.server.ThreadingHTTPServer(("0.0.0.0", args.port), NameHandler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.socket = context.wrap_socket(
+        server.socket, server_side=True, do_handshake_on_connect=False
+    )
     server.serve_forever()
 
 
