@@ -50,7 +50,9 @@ FILES: dict[str, str] = {
         "DefaultDependencies=no\nBefore=sysinit.target\n\n"
         "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
         "ExecStart=/bin/mount --make-rshared /\n"
-        "ExecStart=/bin/sh -c 'test -e /dev/kmsg || ln -s /dev/console /dev/kmsg'\n\n"
+        # A real character device: a link to /dev/console (absent here) makes kubelet exit.
+        "ExecStart=/bin/sh -c "
+        "'test -c /dev/kmsg || { rm -f /dev/kmsg; mknod -m 0600 /dev/kmsg c 1 11; }'\n\n"
         "[Install]\nWantedBy=sysinit.target\n"
     ),
     "etc/ssh/sshd_config.d/kubesmith-lab.conf": (
