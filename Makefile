@@ -11,10 +11,15 @@ BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 INVENTORY ?= inventory/lab
+# The lab's binaries: built from Go modules into /var/cache/kubesmith/mirror, served on loopback
+# (inventory/lab sets kubesmith_download_mirror_url to it). docs/bundle.md.
+BUNDLE_PORT ?= 8089
+LAB_STATE ?= /var/lib/kubesmith-lab
+KUBECTL = /var/cache/kubesmith/mirror/dl.k8s.io/release/$$(awk '/^kubesmith_kubernetes_version:/ {print $$2}' roles/kubesmith/defaults/main.yml)/bin/linux/amd64/kubectl
 # Molecule scenarios run by `make test`, in order (each brings up and removes its own hosts).
 MOLECULE_SCENARIOS ?= lab preflight vip
 
-.PHONY: help deps lab lab-hosts lab-down test lint pytest molecule
+.PHONY: help deps lab lab-hosts lab-down bundle mirror-up mirror-down test lint pytest molecule
 
 help:
 	@echo "make lab       bring up the lab cluster (inventory/lab) and prove it"
@@ -33,11 +38,32 @@ lab-hosts: deps
 	kubesmith-lab --inventory $(INVENTORY) up
 	ansible-playbook -i $(INVENTORY) playbooks/verify-hosts.yml
 
-lab: lab-hosts
-	@echo
-	@echo "Lab hosts are up: kubesmith-lab --inventory $(INVENTORY) status | ssh HOST"
+bundle: deps
+	kubesmith-bundle build
 
-lab-down: deps
+mirror-up: bundle
+	@if $(PYTHON) -c 'import socket; socket.create_connection(("127.0.0.1", $(BUNDLE_PORT)), 1)' 2>/dev/null; then \
+	  echo "mirror: serving on 127.0.0.1:$(BUNDLE_PORT)"; \
+	else \
+	  mkdir -p $(LAB_STATE); \
+	  nohup kubesmith-bundle serve --port $(BUNDLE_PORT) > $(LAB_STATE)/mirror.log 2>&1 & \
+	  echo $$! > $(LAB_STATE)/mirror.pid; sleep 1; \
+	  echo "mirror: started on 127.0.0.1:$(BUNDLE_PORT) (log $(LAB_STATE)/mirror.log)"; \
+	fi
+
+mirror-down:
+	@if [ -f $(LAB_STATE)/mirror.pid ]; then kill $$(cat $(LAB_STATE)/mirror.pid) 2>/dev/null || true; rm -f $(LAB_STATE)/mirror.pid; fi
+
+lab: lab-hosts mirror-up
+	ansible-playbook -i $(INVENTORY) setup.yml
+	ansible-playbook -i $(INVENTORY) playbooks/verify.yml
+	@echo
+	@echo "The lab cluster is up. Use it from this machine:"
+	@echo "  export KUBECONFIG=$(LAB_STATE)/clusters/lab/pki/kubeconfigs/admin.conf"
+	@echo "  $(KUBECTL) get nodes -o wide"
+	@echo "Hosts: kubesmith-lab --inventory $(INVENTORY) status | ssh HOST"
+
+lab-down: deps mirror-down
 	kubesmith-lab --inventory $(INVENTORY) down
 
 lint: deps
