@@ -12,7 +12,7 @@ successful requests from just before the failure until the client is steady agai
     python tests/integration/vip_failover_drill.py --inventory molecule/vip/inventory \\
         --vip 172.30.21.10 --port 8443 --cafile .../backend.crt --lb viplb1 --lb viplb2 \\
         --backend vipcp1 --backend vipcp2 --backend-service molecule-vip-backend \\
-        --playbook playbooks/30-apiserver-lb.yml
+        --playbook playbooks/35-apiserver-lb.yml
 
 Prints one JSON object (the cases and their figures) on stdout; exits 1 if any check failed.
 """
