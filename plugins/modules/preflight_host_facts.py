@@ -116,13 +116,25 @@ def _socket_owners() -> dict[int, tuple[int, str]]:
     return owners
 
 
+def socket_owner(inode: int, owners: dict[int, tuple[int, str]], as_root: bool) -> tuple[int, str]:
+    """(pid, program) of a socket; "kernel" for one no process holds.
+
+    The kernel's own sockets (a VXLAN device's UDP port, NFS) have no process: as root every
+    process's fds were read, so an unowned socket is the kernel's. Without root the owner of
+    another user's socket cannot be seen, so it stays "unknown".
+    """
+    if inode in owners:
+        return owners[inode]
+    return 0, "kernel" if inode == 0 or as_root else "unknown"
+
+
 def listeners() -> list[dict[str, Any]]:
     owners = _socket_owners()
+    as_root = os.geteuid() == 0
     found: list[dict[str, Any]] = []
     for proto in ("tcp", "tcp6", "udp", "udp6"):
         for sock in parse_proc_net(_read(f"/proc/net/{proto}"), proto.rstrip("6")):
-            inode = int(str(sock.pop("inode")))
-            pid, program = owners.get(inode, (0, "kernel" if inode == 0 else "unknown"))
+            pid, program = socket_owner(int(str(sock.pop("inode"))), owners, as_root)
             found.append({**sock, "pid": pid, "program": program})
     return found
 

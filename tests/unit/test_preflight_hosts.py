@@ -25,6 +25,9 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_probe 
     parse_swaps,
     probe_feature,
 )
+from ansible_collections.kubesmith.cluster.plugins.modules.preflight_host_facts import (
+    socket_owner,
+)
 
 from tests.unit.preflight_fixtures import HOST_IPS, Inventory
 
@@ -477,3 +480,13 @@ def test_parse_kernel_config_and_module_names() -> None:
     assert module_names(
         ["overlay 151552 0 - Live 0x0", "kernel/drivers/net/vxlan/vxlan.ko.xz:"]
     ) == {"overlay", "vxlan"}
+
+
+def test_an_unowned_socket_seen_as_root_is_the_kernels() -> None:
+    # A rerun found flannel's VXLAN port 8472 with a real inode and no process: the kernel's.
+    owners = {2254001: (812, "etcd")}
+    assert socket_owner(2254001, owners, as_root=True) == (812, "etcd")
+    assert socket_owner(2254850, owners, as_root=True) == (0, "kernel")
+    assert socket_owner(0, owners, as_root=False) == (0, "kernel")
+    # Without root another user's socket has an owner we cannot see: never call it the kernel.
+    assert socket_owner(2254850, owners, as_root=False) == (0, "unknown")
