@@ -29,11 +29,46 @@ def binary_versions_report(
         raise AnsibleFilterError(f"binary_versions_report: {exc}") from exc
 
 
+def binary_install_plan(
+    catalog: Any,
+    components: Any,
+    group_names: Any,
+    sources: Any,
+    dirs: Any,
+) -> list[dict[str, str]]:
+    """binaries_catalog | binary_install_plan(components, group_names, sources, dirs)."""
+    try:
+        return binary_versions.install_plan(catalog, components, group_names, sources, dirs)
+    except binary_versions.BinaryVersionError as exc:
+        raise AnsibleFilterError(f"binary_install_plan: {exc}") from exc
+
+
+def binary_install_todo(plan: Any, installed: Any, source_sums: Any) -> dict[str, list[Any]]:
+    """binaries_plan | binary_install_todo(installed_lines, sha256sum_lines)."""
+    try:
+        return binary_versions.install_todo(plan, installed, source_sums)
+    except binary_versions.BinaryVersionError as exc:
+        raise AnsibleFilterError(f"binary_install_todo: {exc}") from exc
+
+
+def binary_sources(
+    tarballs: Any, extract_dir: str, kubernetes_version: str, kubernetes_src: str
+) -> dict[str, dict[str, str]]:
+    """binaries_tarballs | binary_sources(extract_dir, kubernetes_version, kubernetes_src)."""
+    try:
+        return binary_versions.sources(tarballs, extract_dir, kubernetes_version, kubernetes_src)
+    except binary_versions.BinaryVersionError as exc:
+        raise AnsibleFilterError(f"binary_sources: {exc}") from exc
+
+
 class FilterModule:
     """kubesmith binary filters."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         return {
+            "binary_install_plan": binary_install_plan,
+            "binary_install_todo": binary_install_todo,
+            "binary_sources": binary_sources,
             "binary_version_checks": binary_version_checks,
             "binary_versions_report": binary_versions_report,
         }

@@ -100,3 +100,112 @@ def versions_report(
             }
         )
     return rows
+
+
+def install_plan(
+    catalog: Iterable[Any],
+    components: Iterable[str],
+    group_names: Iterable[str],
+    sources: Mapping[str, Mapping[str, str]],
+    dirs: Mapping[str, str],
+) -> list[dict[str, str]]:
+    """Every binary a host needs: its source on the deploy host, versioned path and link.
+
+    sources: component -> {version, dir}, where dir holds the component's files on the deploy
+    host (the Kubernetes release directory, or the unpacked tarball).
+    dirs: {install, link, cni}: the versioned root, and where the links and CNI links go.
+    """
+    missing = {"install", "link", "cni"} - set(dirs)
+    if missing:
+        raise BinaryVersionError(f"dirs: missing {', '.join(sorted(missing))}")
+    install_dir, link_dir, cni_dir = dirs["install"], dirs["link"], dirs["cni"]
+    wanted, groups = set(components), set(group_names)
+    plan = []
+    for item in catalog:
+        name, component, needed_by, cni = _entry(item)
+        if component not in wanted or not groups.intersection(needed_by):
+            continue
+        source = sources.get(component)
+        if not isinstance(source, Mapping) or not {"version", "dir"} <= set(source):
+            raise BinaryVersionError(f"{name}: sources has no {{version, dir}} for {component!r}")
+        directory = f"{install_dir}/{component}/{source['version']}"
+        plan.append(
+            {
+                "name": name,
+                "src": f"{source['dir']}/{item.get('file', name)}",
+                "dir": directory,
+                "dest": f"{directory}/{name}",
+                "link": f"{cni_dir if cni else link_dir}/{name}",
+            }
+        )
+    return plan
+
+
+INSTALLED_MODE = "755:root:root"
+
+
+def _source_sums(lines: Iterable[str]) -> dict[str, str]:
+    sums = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        digest, sep, path = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise BinaryVersionError(f"sha256sum line {line!r}: expected '<sha256>  <path>'")
+        sums[path] = digest
+    return sums
+
+
+def _installed(lines: Iterable[str]) -> dict[str, tuple[str, str, str]]:
+    found = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 4:
+            raise BinaryVersionError(f"answer {line!r}: expected NAME<TAB>SHA256<TAB>MODE<TAB>LINK")
+        found[parts[0]] = (parts[1], parts[2], parts[3])
+    return found
+
+
+def install_todo(
+    plan: Iterable[Mapping[str, str]], installed: Iterable[str], source_sums: Iterable[str]
+) -> dict[str, list[Any]]:
+    """What a host lacks: binaries to copy (missing, different, wrong mode) and links to set.
+
+    installed: NAME<TAB>sha256 of dest<TAB>mode:owner:group<TAB>link target, empty where absent.
+    source_sums: `sha256sum` lines of the sources on the deploy host.
+    """
+    sums, have = _source_sums(source_sums), _installed(installed)
+    copy, link = [], []
+    for item in plan:
+        if item["src"] not in sums:
+            raise BinaryVersionError(f"{item['name']}: no checksum for source {item['src']}")
+        digest, mode, target = have.get(item["name"], ("", "", ""))
+        if digest != sums[item["src"]] or mode != INSTALLED_MODE:
+            copy.append(dict(item))
+        if target != item["dest"]:
+            link.append(dict(item))
+    return {
+        "copy": copy,
+        "dirs": sorted({item["dir"] for item in copy}),
+        "link": link,
+        "link_dirs": sorted({item["link"].rsplit("/", 1)[0] for item in link}),
+    }
+
+
+def sources(
+    tarballs: Mapping[str, Any], extract_dir: str, kubernetes_version: str, kubernetes_src: str
+) -> dict[str, dict[str, str]]:
+    """component -> {version, dir}: where install_plan finds each component's files.
+
+    tarballs: binaries_tarballs (component -> {version, archive}), unpacked under
+    <extract_dir>/<component>/<version>; Kubernetes ships per-binary files in kubernetes_src.
+    """
+    found = {"kubernetes": {"version": str(kubernetes_version), "dir": str(kubernetes_src)}}
+    for component, tarball in tarballs.items():
+        if not isinstance(tarball, Mapping) or "version" not in tarball:
+            raise BinaryVersionError(f"tarballs[{component!r}]: expected {{version, archive}}")
+        version = str(tarball["version"])
+        found[component] = {"version": version, "dir": f"{extract_dir}/{component}/{version}"}
+    return found

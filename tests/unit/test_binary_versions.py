@@ -128,3 +128,121 @@ def test_a_component_without_a_pin_is_refused() -> None:
         FILTERS["binary_versions_report"](
             [f"etcdctl\t{BIN}/etcd/v3.7.3/etcdctl\t3.7.3"], CATALOG, {}, BIN
         )
+
+
+# --- install plan and what differs -------------------------------------------------------
+
+SOURCES = FILTERS["binary_sources"](
+    {"etcd": {"version": "v3.7.3", "archive": "/c/etcd.tgz"}},
+    "/c/.extracted",
+    "v1.37.2",
+    "/c/k8s",
+)
+PLAN_CATALOG = [
+    {"name": "kubelet", "component": "kubernetes", "groups": ["k8s_cluster"]},
+    {"name": "etcd", "component": "etcd", "groups": ["etcd"], "file": "etcd-v3.7.3/etcd"},
+    {"name": "bridge", "component": "cni_plugins", "groups": ["k8s_cluster"], "cni": True},
+]
+SUM_A, SUM_B = "a" * 64, "b" * 64
+DIRS = {"install": BIN, "link": "/usr/local/bin", "cni": "/opt/cni/bin"}
+
+
+def plan(groups: list[str]) -> list[dict[str, str]]:
+    result: list[dict[str, str]] = FILTERS["binary_install_plan"](
+        PLAN_CATALOG, ["kubernetes", "etcd"], groups, SOURCES, DIRS
+    )
+    return result
+
+
+def test_sources_name_each_components_files() -> None:
+    assert SOURCES == {
+        "kubernetes": {"version": "v1.37.2", "dir": "/c/k8s"},
+        "etcd": {"version": "v3.7.3", "dir": "/c/.extracted/etcd/v3.7.3"},
+    }
+
+
+def test_the_plan_puts_each_binary_in_its_versioned_directory() -> None:
+    assert plan(["etcd", "k8s_cluster"]) == [
+        {
+            "name": "kubelet",
+            "src": "/c/k8s/kubelet",
+            "dir": f"{BIN}/kubernetes/v1.37.2",
+            "dest": f"{BIN}/kubernetes/v1.37.2/kubelet",
+            "link": "/usr/local/bin/kubelet",
+        },
+        {
+            "name": "etcd",
+            "src": "/c/.extracted/etcd/v3.7.3/etcd-v3.7.3/etcd",
+            "dir": f"{BIN}/etcd/v3.7.3",
+            "dest": f"{BIN}/etcd/v3.7.3/etcd",
+            "link": "/usr/local/bin/etcd",
+        },
+    ]
+    assert plan(["lb"]) == []
+
+
+def test_a_component_without_sources_is_refused() -> None:
+    with pytest.raises(AnsibleFilterError, match="sources has no"):
+        FILTERS["binary_install_plan"](
+            PLAN_CATALOG, ["cni_plugins"], ["k8s_cluster"], SOURCES, DIRS
+        )
+
+
+def test_dirs_without_the_cni_directory_are_refused() -> None:
+    with pytest.raises(AnsibleFilterError, match="dirs: missing cni"):
+        FILTERS["binary_install_plan"](
+            PLAN_CATALOG, ["kubernetes"], ["k8s_cluster"], SOURCES, {"install": BIN, "link": "/l"}
+        )
+
+
+def todo(installed: list[str], sums: list[str]) -> dict[str, list[Any]]:
+    result: dict[str, list[Any]] = FILTERS["binary_install_todo"](
+        plan(["etcd", "k8s_cluster"]), installed, sums
+    )
+    return result
+
+
+SUMS = [f"{SUM_A}  /c/k8s/kubelet", f"{SUM_B}  /c/.extracted/etcd/v3.7.3/etcd-v3.7.3/etcd"]
+KUBELET = f"{BIN}/kubernetes/v1.37.2/kubelet"
+ETCD = f"{BIN}/etcd/v3.7.3/etcd"
+
+
+def test_an_installed_host_needs_nothing() -> None:
+    installed = [
+        f"kubelet\t{SUM_A}\t755:root:root\t{KUBELET}",
+        f"etcd\t{SUM_B}\t755:root:root\t{ETCD}",
+    ]
+    assert todo(installed, SUMS) == {"copy": [], "dirs": [], "link": [], "link_dirs": []}
+
+
+def test_a_bare_host_gets_everything() -> None:
+    got = todo(["kubelet\t\t\t", "etcd\t\t\t"], SUMS)
+    assert [i["name"] for i in got["copy"]] == ["kubelet", "etcd"]
+    assert got["dirs"] == [f"{BIN}/etcd/v3.7.3", f"{BIN}/kubernetes/v1.37.2"]
+    assert [i["name"] for i in got["link"]] == ["kubelet", "etcd"]
+    assert got["link_dirs"] == ["/usr/local/bin"]
+
+
+def test_a_changed_file_a_wrong_mode_and_an_old_link_are_each_fixed() -> None:
+    installed = [
+        f"kubelet\t{SUM_B}\t755:root:root\t{KUBELET}",  # content differs
+        f"etcd\t{SUM_B}\t777:root:root\t{BIN}/etcd/v3.6.0/etcd",  # mode, and the old version
+    ]
+    got = todo(installed, SUMS)
+    assert [i["name"] for i in got["copy"]] == ["kubelet", "etcd"]
+    assert [i["name"] for i in got["link"]] == ["etcd"]
+
+
+@pytest.mark.parametrize(
+    ("installed", "sums", "message"),
+    [
+        ([], ["nonsense"], "expected '<sha256>  <path>'"),
+        (["kubelet\tonly-two"], SUMS, "expected NAME<TAB>SHA256<TAB>MODE<TAB>LINK"),
+        ([], SUMS[:1], "no checksum for source"),
+    ],
+)
+def test_answers_that_cannot_be_compared_are_refused(
+    installed: list[str], sums: list[str], message: str
+) -> None:
+    with pytest.raises(AnsibleFilterError, match=message):
+        todo(installed, sums)
