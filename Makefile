@@ -71,7 +71,7 @@ lint: deps
 	ansible-lint
 	ruff check .
 	ruff format --check .
-	mypy src plugins tests
+	mypy src plugins tests molecule
 
 pytest: deps
 	pytest
