@@ -3,9 +3,13 @@
 import hashlib
 import io
 import json
+import os
 import tarfile
 
+import pytest
+
 from kubesmith.bundle import oci
+from kubesmith.bundle.errors import BundleError
 
 
 def _members(path):
@@ -70,3 +74,75 @@ def test_same_inputs_give_same_bytes(tmp_path):
     oci.write_image_archive(_spec(tmp_path), second)
     assert first.read_bytes() == second.read_bytes()
     assert not list(tmp_path.glob("*.partial"))
+
+
+def _layer_of(archive):
+    members = _members(archive)
+    index = json.loads(members["index.json"][1])
+    manifest_blob = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads(members[f"blobs/sha256/{manifest_blob}"][1])
+    config = json.loads(members[f"blobs/sha256/{manifest['config']['digest'].split(':')[1]}"][1])
+    layer = members[f"blobs/sha256/{manifest['layers'][0]['digest'].split(':')[1]}"][1]
+    return config, tarfile.open(fileobj=io.BytesIO(layer))
+
+
+def _tree(tmp_path):
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    server = root / "usr/bin/redis-server"
+    server.write_bytes(b"redis")
+    server.chmod(0o4755)
+    os.link(server, root / "usr/bin/redis-check-rdb")
+    (root / "bin").symlink_to("usr/bin")
+    (root / "var/lib/redis").mkdir(parents=True)
+    (root / "var/lib/redis").chmod(0o750)
+    return root
+
+
+def test_a_root_tree_goes_in_with_links_and_modes(tmp_path):
+    archive = tmp_path / "tree.oci.tar"
+    spec = oci.ImageSpec(
+        ref="kubesmith.local/verify/guestbook:bookworm",
+        files={},
+        entrypoint=[],
+        arch="amd64",
+        created=1_700_000_000,
+        tree=_tree(tmp_path),
+        env=("PATH=/usr/bin:/bin",),
+    )
+    oci.write_image_archive(spec, archive)
+    config, layer = _layer_of(archive)
+    assert config["config"]["Env"] == ["PATH=/usr/bin:/bin"]
+    with layer:
+        names = layer.getnames()
+        assert names == sorted(names)
+        assert layer.getmember("bin").issym()
+        assert layer.getmember("bin").linkname == "usr/bin"
+        assert layer.getmember("var/lib/redis").mode == 0o750
+        # the first name of an inode (in sorted order) holds the bytes, the second links to it
+        check = layer.getmember("usr/bin/redis-check-rdb")
+        assert check.isreg()
+        assert check.mode == 0o4755
+        assert check.mtime == 1_700_000_000
+        assert layer.extractfile(check).read() == b"redis"
+        server = layer.getmember("usr/bin/redis-server")
+        assert server.islnk()
+        assert server.linkname == "usr/bin/redis-check-rdb"
+
+
+def test_a_tree_with_a_device_or_fifo_is_refused(tmp_path):
+    root = _tree(tmp_path)
+    (root / "dev").mkdir()
+    os.mkfifo(root / "dev/initctl")
+    spec = oci.ImageSpec(ref="x/y:1", files={}, entrypoint=[], arch="amd64", created=0, tree=root)
+    with pytest.raises(BundleError, match="dev/initctl: only files, directories and links"):
+        oci.write_image_archive(spec, tmp_path / "out.tar")
+    assert not (tmp_path / "out.tar").exists()
+
+
+def test_a_tree_that_is_not_a_directory_is_refused(tmp_path):
+    spec = oci.ImageSpec(
+        ref="x/y:1", files={}, entrypoint=[], arch="amd64", created=0, tree=tmp_path / "missing"
+    )
+    with pytest.raises(BundleError, match="missing is not a directory"):
+        oci.write_image_archive(spec, tmp_path / "out.tar")

@@ -1,5 +1,8 @@
 """Write a single-layer OCI image archive without a registry or a container engine.
 
+The layer holds chosen files (a static binary), or a whole root tree (a debootstrap) with its
+owners, modes and links, or both.
+
 The archive is an OCI image layout in a tar (oci-layout, index.json, blobs/sha256/...) plus the
 manifest.json that `docker load` reads, so `ctr images import` and `docker load` both take it.
 The image name travels in the io.containerd.image.name annotation. Every timestamp is the
@@ -12,10 +15,13 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from kubesmith.bundle.errors import BundleError
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -24,7 +30,8 @@ MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """What goes into the image: files (path in image -> host file), entrypoint, user."""
+    """What goes into the image: a root tree and/or files (path in image -> host file), and
+    the config (entrypoint, user, environment). Files and empty_dirs are laid over the tree."""
 
     ref: str
     files: dict[str, Path]
@@ -34,6 +41,8 @@ class ImageSpec:
     user: str = ""
     empty_dirs: dict[str, int] = field(default_factory=dict)
     exposed_ports: tuple[str, ...] = ()
+    tree: Path | None = None
+    env: tuple[str, ...] = ()
 
 
 def _tar_info(name: str, size: int, mode: int, mtime: int, kind: bytes) -> tarfile.TarInfo:
@@ -47,9 +56,40 @@ def _tar_info(name: str, size: int, mode: int, mtime: int, kind: bytes) -> tarfi
     return info
 
 
+def _tree_paths(directory: Path) -> Iterator[Path]:
+    """Every path under directory, sorted, each directory before its contents."""
+    for entry in sorted(directory.iterdir()):
+        yield entry
+        if entry.is_dir() and not entry.is_symlink():
+            yield from _tree_paths(entry)
+
+
+def _add_tree(tar: tarfile.TarFile, root: Path, mtime: int) -> None:
+    """Lay a root tree into the layer as it is: owners, modes, symlinks and hard links."""
+    if not root.is_dir():
+        raise BundleError(f"image tree {root} is not a directory")
+    for path in _tree_paths(root):
+        # gettarinfo turns a second name of an inode into a hard link to the first.
+        info = tar.gettarinfo(str(path), arcname=path.relative_to(root).as_posix())
+        if info is None or not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
+            raise BundleError(
+                f"{path}: only files, directories and links can go into an image layer "
+                "(a container gets its own /dev); remove it from the tree"
+            )
+        info.mtime = mtime
+        info.uname = info.gname = ""
+        if info.isreg():
+            with path.open("rb") as content:
+                tar.addfile(info, content)
+        else:
+            tar.addfile(info)
+
+
 def _layer(spec: ImageSpec) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        if spec.tree is not None:
+            _add_tree(tar, spec.tree, spec.created)
         for path, mode in sorted(spec.empty_dirs.items()):
             tar.addfile(_tar_info(path.lstrip("/"), 0, mode, spec.created, tarfile.DIRTYPE))
         for path, source in sorted(spec.files.items()):
@@ -81,6 +121,8 @@ def write_image_archive(spec: ImageSpec, output: Path) -> str:
     }
     if spec.user:
         config["config"]["User"] = spec.user
+    if spec.env:
+        config["config"]["Env"] = list(spec.env)
     if spec.exposed_ports:
         config["config"]["ExposedPorts"] = {port: {} for port in spec.exposed_ports}
     config_digest, config_bytes = _blob(_json(config))

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from kubesmith.lab.engine import ensure_tool, run
@@ -86,6 +87,31 @@ def image_exists(tag: str) -> bool:
     return run(["docker", "image", "inspect", tag], check=False).returncode == 0
 
 
+def debootstrap(
+    root: Path,
+    packages: Sequence[str],
+    *,
+    exclude: Sequence[str] = (),
+    suite: str = SUITE,
+    mirror: str = MIRROR,
+) -> None:
+    """A minimal Debian tree in root (which must not exist yet) with packages installed and
+    the non-essential packages of exclude left out."""
+    ensure_tool("debootstrap", "debootstrap")
+    options = ["--variant=minbase", f"--include={','.join(packages)}"]
+    if exclude:
+        options.append(f"--exclude={','.join(exclude)}")
+    result = subprocess.run(
+        ["debootstrap", *options, suite, str(root), mirror],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        log_tail = "\n".join(result.stdout.splitlines()[-15:])
+        raise LabError(f"debootstrap failed (exit {result.returncode}):\n{log_tail}")
+
+
 def _customise(root: Path) -> None:
     for rel_path, content in FILES.items():
         target = root / rel_path
@@ -145,28 +171,12 @@ def build_image(work_dir: Path) -> str:
     tag = image_tag()
     if image_exists(tag):
         return tag
-    ensure_tool("debootstrap", "debootstrap")
     work_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="rootfs-") as tmp:
         root = Path(tmp) / "root"
         print(f"lab: building host image {tag} with debootstrap (about 1-2 minutes)", flush=True)
-        result = subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(PACKAGES)}",
-                SUITE,
-                str(root),
-                MIRROR,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            log_tail = "\n".join(result.stdout.splitlines()[-15:])
-            raise LabError(f"debootstrap failed (exit {result.returncode}):\n{log_tail}")
+        debootstrap(root, PACKAGES)
         _customise(root)
         _import_tree(root, tag)
         shutil.rmtree(root, ignore_errors=True)
