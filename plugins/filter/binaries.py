@@ -3,32 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.kubesmith.cluster.plugins.module_utils import binary_versions
 
 
+def filter_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Report input errors as AnsibleFilterError, keeping the message that names the field."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except binary_versions.BinaryVersionError as exc:
+            raise AnsibleFilterError(f"{function.__name__}: {exc}") from exc
+
+    return wrapper
+
+
+@filter_errors
 def binary_version_checks(
     catalog: Any, components: Any, group_names: Any, link_dir: str, cni_dir: str
 ) -> list[dict[str, str]]:
     """binaries_catalog | binary_version_checks(components, group_names, link_dir, cni_dir)."""
-    try:
-        return binary_versions.version_checks(catalog, components, group_names, link_dir, cni_dir)
-    except binary_versions.BinaryVersionError as exc:
-        raise AnsibleFilterError(f"binary_version_checks: {exc}") from exc
+    return binary_versions.version_checks(catalog, components, group_names, link_dir, cni_dir)
 
 
+@filter_errors
 def binary_versions_report(
     lines: Any, catalog: Any, pinned: Any, install_dir: str, says: Any = None
 ) -> list[dict[str, Any]]:
     """stdout_lines | binary_versions_report(catalog, pinned, install_dir, says)."""
-    try:
-        return binary_versions.versions_report(lines, catalog, pinned, install_dir, says)
-    except binary_versions.BinaryVersionError as exc:
-        raise AnsibleFilterError(f"binary_versions_report: {exc}") from exc
+    return binary_versions.versions_report(lines, catalog, pinned, install_dir, says)
 
 
+@filter_errors
 def binary_install_plan(
     catalog: Any,
     components: Any,
@@ -37,28 +48,21 @@ def binary_install_plan(
     dirs: Any,
 ) -> list[dict[str, str]]:
     """binaries_catalog | binary_install_plan(components, group_names, sources, dirs)."""
-    try:
-        return binary_versions.install_plan(catalog, components, group_names, sources, dirs)
-    except binary_versions.BinaryVersionError as exc:
-        raise AnsibleFilterError(f"binary_install_plan: {exc}") from exc
+    return binary_versions.install_plan(catalog, components, group_names, sources, dirs)
 
 
+@filter_errors
 def binary_install_todo(plan: Any, installed: Any, source_sums: Any) -> dict[str, list[Any]]:
     """binaries_plan | binary_install_todo(installed_lines, sha256sum_lines)."""
-    try:
-        return binary_versions.install_todo(plan, installed, source_sums)
-    except binary_versions.BinaryVersionError as exc:
-        raise AnsibleFilterError(f"binary_install_todo: {exc}") from exc
+    return binary_versions.install_todo(plan, installed, source_sums)
 
 
+@filter_errors
 def binary_sources(
     tarballs: Any, extract_dir: str, kubernetes_version: str, kubernetes_src: str
 ) -> dict[str, dict[str, str]]:
     """binaries_tarballs | binary_sources(extract_dir, kubernetes_version, kubernetes_src)."""
-    try:
-        return binary_versions.sources(tarballs, extract_dir, kubernetes_version, kubernetes_src)
-    except binary_versions.BinaryVersionError as exc:
-        raise AnsibleFilterError(f"binary_sources: {exc}") from exc
+    return binary_versions.sources(tarballs, extract_dir, kubernetes_version, kubernetes_src)
 
 
 class FilterModule:

@@ -31,6 +31,19 @@ def _entry(item: Any) -> tuple[str, str, list[str], bool]:
     return str(item["name"]), str(item["component"]), list(item["groups"]), bool(item.get("cni"))
 
 
+def _host_entries(
+    catalog: Iterable[Any], components: Iterable[str], group_names: Iterable[str]
+) -> list[tuple[Mapping[str, Any], str, str, bool]]:
+    """(entry, name, component, cni) of each binary of `components` a host in these groups needs."""
+    wanted, groups = set(components), set(group_names)
+    kept = []
+    for item in catalog:
+        name, component, needed_by, cni = _entry(item)
+        if component in wanted and groups.intersection(needed_by):
+            kept.append((item, name, component, cni))
+    return kept
+
+
 def version_checks(
     catalog: Iterable[Any],
     components: Iterable[str],
@@ -42,12 +55,8 @@ def version_checks(
 
     CNI plugins print their name and version when run without CNI_COMMAND (stdin closed).
     """
-    wanted, groups = set(components), set(group_names)
     checks = []
-    for item in catalog:
-        name, component, needed_by, cni = _entry(item)
-        if component not in wanted or not groups.intersection(needed_by):
-            continue
+    for _, name, _, cni in _host_entries(catalog, components, group_names):
         path = f"{cni_dir if cni else link_dir}/{name}"
         args = () if cni else VERSION_ARGS.get(name, ("--version",))
         checks.append({"name": name, "path": path, "command": shlex.join((path, *args))})
@@ -119,12 +128,8 @@ def install_plan(
     if missing:
         raise BinaryVersionError(f"dirs: missing {', '.join(sorted(missing))}")
     install_dir, link_dir, cni_dir = dirs["install"], dirs["link"], dirs["cni"]
-    wanted, groups = set(components), set(group_names)
     plan = []
-    for item in catalog:
-        name, component, needed_by, cni = _entry(item)
-        if component not in wanted or not groups.intersection(needed_by):
-            continue
+    for item, name, component, cni in _host_entries(catalog, components, group_names):
         source = sources.get(component)
         if not isinstance(source, Mapping) or not {"version", "dir"} <= set(source):
             raise BinaryVersionError(f"{name}: sources has no {{version, dir}} for {component!r}")
