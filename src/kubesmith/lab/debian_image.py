@@ -12,7 +12,6 @@ built twice. Prints what it did as JSON (built, seconds, bytes, digest).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -23,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from kubesmith.bundle.components import sha256_file
 from kubesmith.bundle.errors import BundleError
 from kubesmith.bundle.oci import ImageSpec, write_image_archive
 from kubesmith.lab.engine import run
@@ -96,14 +96,6 @@ def _stamp_path(output: Path) -> Path:
     return output.with_name(output.name + ".stamp.json")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as content:
-        for chunk in iter(lambda: content.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def current(output: Path, wanted: dict[str, Any]) -> BuildResult | None:
     """The stamped result when output is the archive this recipe built, else None."""
     stamp_file = _stamp_path(output)
@@ -114,7 +106,7 @@ def current(output: Path, wanted: dict[str, Any]) -> BuildResult | None:
     except json.JSONDecodeError:
         return None
     digest = stamp.get("digest")
-    if stamp.get("recipe") != wanted or not digest or stamp.get("sha256") != _sha256(output):
+    if stamp.get("recipe") != wanted or not digest or stamp.get("sha256") != sha256_file(output):
         return None
     return BuildResult(built=False, seconds=0.0, bytes=output.stat().st_size, digest=str(digest))
 
@@ -155,7 +147,7 @@ def build(
         except BundleError as error:
             raise LabError(f"image {ref}: {error}") from error
         shutil.rmtree(root)
-    stamp = {"recipe": wanted, "digest": digest, "sha256": _sha256(output)}
+    stamp = {"recipe": wanted, "digest": digest, "sha256": sha256_file(output)}
     _stamp_path(output).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
     seconds = round(time.monotonic() - started, 1)
     return BuildResult(built=True, seconds=seconds, bytes=output.stat().st_size, digest=digest)
