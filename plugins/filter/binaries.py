@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from ansible.errors import AnsibleFilterError
 from ansible_collections.kubesmith.cluster.plugins.module_utils import binary_versions
+from ansible_collections.kubesmith.cluster.plugins.module_utils.filter_errors import (
+    filter_errors as shared_filter_errors,
+)
 
-
-def filter_errors(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Report input errors as AnsibleFilterError, keeping the message that names the field."""
-
-    @wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except binary_versions.BinaryVersionError as exc:
-            raise AnsibleFilterError(f"{function.__name__}: {exc}") from exc
-
-    return wrapper
+filter_errors = shared_filter_errors(binary_versions.BinaryVersionError)
 
 
 @filter_errors

@@ -8,28 +8,20 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterable, Mapping
-from functools import wraps
 from typing import Any
 
-from ansible.errors import AnsibleFilterError
 from ansible_collections.kubesmith.cluster.plugins.module_utils import (
     cert_report,
     netcalc,
     pki_plan,
 )
+from ansible_collections.kubesmith.cluster.plugins.module_utils.filter_errors import (
+    filter_errors as shared_filter_errors,
+)
 
-
-def filter_errors(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Report input errors as AnsibleFilterError, keeping the message that names the field."""
-
-    @wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except (netcalc.NetcalcError, pki_plan.PlanError, cert_report.ReportError) as exc:
-            raise AnsibleFilterError(f"{function.__name__}: {exc}") from exc
-
-    return wrapper
+filter_errors = shared_filter_errors(
+    netcalc.NetcalcError, pki_plan.PlanError, cert_report.ReportError
+)
 
 
 @filter_errors

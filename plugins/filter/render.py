@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from ansible.errors import AnsibleFilterError
 from ansible_collections.kubesmith.cluster.plugins.module_utils import (
     flannel,
     kubeconfig,
     systemd_unit,
 )
+from ansible_collections.kubesmith.cluster.plugins.module_utils.filter_errors import (
+    filter_errors as shared_filter_errors,
+)
 
-ERRORS = (flannel.FlannelError, kubeconfig.KubeconfigError, systemd_unit.UnitError)
-
-
-def filter_errors(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Report input errors as AnsibleFilterError, keeping the message that names the field."""
-
-    @wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except ERRORS as exc:
-            raise AnsibleFilterError(f"{function.__name__}: {exc}") from exc
-
-    return wrapper
+filter_errors = shared_filter_errors(
+    flannel.FlannelError, kubeconfig.KubeconfigError, systemd_unit.UnitError
+)
 
 
 @filter_errors
