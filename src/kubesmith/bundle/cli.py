@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import http.server
@@ -34,7 +35,18 @@ SOURCES = {
 
 
 def _versions(args: argparse.Namespace) -> layout.Versions:
-    return layout.load_versions(Path(args.versions))
+    """The versions file's pins, with --version-override COMPONENT=VERSION applied."""
+    versions = layout.load_versions(Path(args.versions))
+    overrides: dict[str, str] = {}
+    for item in args.version_override or []:
+        component, sep, version = item.partition("=")
+        if not sep or component not in layout.COMPONENTS or not version:
+            raise BundleError(
+                f"--version-override {item!r}: write COMPONENT=VERSION with COMPONENT one of "
+                f"{', '.join(layout.COMPONENTS)} (e.g. kubernetes=v1.36.3)"
+            )
+        overrides[component] = version
+    return dataclasses.replace(versions, **overrides)
 
 
 def _mirror(args: argparse.Namespace) -> Path:
@@ -112,7 +124,10 @@ def _build(args: argparse.Namespace) -> int:
             seconds=seconds,
         )
         print(f"[{component}] {version} built in {seconds:.0f} s", flush=True)
-    mirror.write_index(root, versions, {c: SOURCES[c] for c in layout.COMPONENTS})
+    # The manifest lists the versions file's pins; an overridden build (the day-2 drill's
+    # older Kubernetes) only adds files, which SHA256SUMS covers like every other.
+    pinned = layout.load_versions(Path(args.versions))
+    mirror.write_index(root, pinned, {c: SOURCES[c] for c in layout.COMPONENTS})
     print(f"mirror {root} ready in {time.monotonic() - total:.0f} s", flush=True)
     return 0
 
@@ -189,6 +204,12 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--mirror", help="mirror tree (default CACHE_DIR/mirror)")
     top.add_argument(
         "--versions", default=str(layout.DEFAULTS_FILE), help="YAML with kubesmith_*_version"
+    )
+    top.add_argument(
+        "--version-override",
+        action="append",
+        metavar="COMPONENT=VERSION",
+        help="build another version of a component too (e.g. kubernetes=v1.36.3)",
     )
     sub = top.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build components into the mirror (cached)")
