@@ -283,6 +283,9 @@ def test_removed_member_with_wiped_data_rejoins_through_member_add(
 
     run = ansible_playbook(STAGE, {"etcd_flags": {"log-level": log_level}})
     assert run.returncode == 0, run.stdout[-4000:]
+    # Added as a learner, promoted once in sync: never a voter without data.
+    for step in ("Add to the cluster as a learner", "Promote the learner to a voting member"):
+        assert f"TASK [etcd : {step} {last}]" in run.stdout, f"no step '{step} {last}' in the run"
 
     # A new member ID: etcd3 is back through `member add`, not its old identity.
     new_ids = member_ids(source, lab_addresses[first])
