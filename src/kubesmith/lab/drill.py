@@ -336,8 +336,12 @@ def _renew_prepare(d: Drill) -> str:
 def _renew(d: Drill) -> None:
     d.playbook(
         "playbooks/renew-certs.yml",
+        # Everything due now: a window above every certificate's days left, and a validity
+        # above the window (pki_set refuses a window that is not below the validity).
         "-e",
         "kubesmith_pki_renew_before_days=400",
+        "-e",
+        "kubesmith_pki_cert_valid_days=401",
         log_name="renew-certs",
     )
 
