@@ -13,24 +13,26 @@ run() {
   if [ "$mode" = apply ]; then "$@"; fi
 }
 
-# 1. Pod processes: kubelet's cgroups (systemd or cgroupfs driver), then the shims.
+# 1. Pod processes: kubelet's cgroups (systemd or cgroupfs driver) and the shims.
 if systemctl is-active --quiet kubepods.slice 2>/dev/null; then
   run systemctl stop kubepods.slice
 fi
-for procs in $(find /sys/fs/cgroup -path '*kubepods*' -name cgroup.procs 2>/dev/null); do
-  for pid in $(cat "$procs" 2>/dev/null); do
-    run kill -9 "$pid" 2>/dev/null || true
-  done
-done
-for exe in /proc/[0-9]*/exe; do
-  target=$(readlink "$exe" 2>/dev/null) || continue
+# Only processes of this host's own PID namespace, found through /proc: a container's view
+# of /sys/fs/cgroup may include other machines' kubepods, whose PIDs it shows as 0.
+for dir in /proc/[0-9]*; do
+  pid=${dir#/proc/}
+  [ "$pid" -gt 1 ] && [ "$pid" != "$$" ] || continue
+  target=$(readlink "$dir/exe" 2>/dev/null) || target=
   # shellcheck disable=SC2254
   case ${target##*/} in
     $RESET_SHIM_PATTERN)
-      pid=${exe#/proc/}
-      run kill -9 "${pid%/exe}" 2>/dev/null || true
+      run kill -9 "$pid" 2>/dev/null || true
+      continue
       ;;
   esac
+  if grep -Eq '/kubepods([./-]|$)' "$dir/cgroup" 2>/dev/null; then
+    run kill -9 "$pid" 2>/dev/null || true
+  fi
 done
 [ "$mode" = apply ] && sleep 1
 
