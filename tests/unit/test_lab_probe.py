@@ -41,12 +41,15 @@ def test_outage_counts_from_first_failure_to_next_success() -> None:
     summary = summarize(samples, 0.0, 1.0)
     assert summary.failed == 2
     assert summary.errors == {"ConnectionRefusedError": 1, "HTTP 503": 1}
+    assert summary.failed_at == ["00:00:00.0", "00:00:00.0"]
     assert summary.longest_outage_s == pytest.approx(0.5)
     assert summary.longest_gap_s == pytest.approx(0.6)
 
 
 def test_failures_at_the_end_last_until_the_window_ends() -> None:
-    summary = summarize([Sample(0.0, 0.1, True), Sample(0.5, 0.6, False, "x")], 0.0, 2.0)
+    failed = Sample(0.5, 0.6, False, "x", wall=3723.25)
+    summary = summarize([Sample(0.0, 0.1, True), failed], 0.0, 2.0)
+    assert summary.failed_at == ["01:02:03.2"]
     assert summary.longest_outage_s == pytest.approx(1.5)
     assert summary.longest_gap_s == pytest.approx(1.9)
 

@@ -28,6 +28,7 @@ from kubesmith.lab.errors import LabError
 
 # A read that goes through authentication, authorization and storage (not just /readyz).
 DEFAULT_PATH = "/api/v1/namespaces/kube-system"
+MAX_FAILED_AT = 20
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Sample:
     end: float
     ok: bool
     detail: str = ""
+    # Wall-clock time of the start, to match a failure with the hosts' logs.
+    wall: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Summary:
     longest_outage_s: float
     slowest_s: float
     errors: dict[str, int] = field(default_factory=dict)
+    # UTC times (HH:MM:SS.s) of the first failed requests.
+    failed_at: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +64,7 @@ class Summary:
             "longest_outage_s": round(self.longest_outage_s, 3),
             "slowest_s": round(self.slowest_s, 3),
             "errors": dict(self.errors),
+            "failed_at": list(self.failed_at),
         }
 
 
@@ -89,6 +95,11 @@ def summarize(samples: list[Sample], window_start: float, window_end: float) -> 
         longest_outage_s=longest_outage,
         slowest_s=max((s.end - s.start for s in ordered), default=0.0),
         errors=errors,
+        failed_at=[
+            time.strftime("%H:%M:%S", time.gmtime(s.wall)) + f".{int(s.wall * 10) % 10}"
+            for s in ordered
+            if not s.ok
+        ][:MAX_FAILED_AT],
     )
 
 
@@ -159,10 +170,10 @@ class Probe:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            start = time.monotonic()
+            start, wall = time.monotonic(), time.time()
             ok, detail = ask(self.target, self.path, self.timeout)
             with self._lock:
-                self._samples.append(Sample(start, time.monotonic(), ok, detail))
+                self._samples.append(Sample(start, time.monotonic(), ok, detail, wall))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - start)))
 
     def start(self) -> Probe:
