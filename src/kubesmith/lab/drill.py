@@ -345,9 +345,9 @@ def _renew(d: Drill) -> None:
         # Everything due now: a window above every certificate's days left, and a validity
         # above the window (pki_set refuses a window that is not below the validity).
         "-e",
-        "kubesmith_pki_renew_before_days=400",
+        "kubesmith_pki_renew_before_days=1000",
         "-e",
-        "kubesmith_pki_cert_valid_days=401",
+        "kubesmith_pki_cert_valid_days=1001",
         log_name="renew-certs",
     )
 
@@ -496,7 +496,14 @@ STEPS = (
         prepare=_break_cp3,
         rerun=_replace_member_rerun,
     ),
-    Step("renew-certs", "Renew every leaf certificate", _renew, _renew_checks, rerun=_renew_rerun),
+    Step(
+        "renew-certs",
+        "Renew every leaf certificate",
+        _renew,
+        _renew_checks,
+        prepare=_renew_prepare,
+        rerun=_renew_rerun,
+    ),
     Step("upgrade", "Rolling upgrade", _upgrade, _upgrade_checks, rerun=_upgrade_rerun),
     Step(
         "etcd-backup",
@@ -543,6 +550,9 @@ def run_step(d: Drill, step: Step, probe: Probe | None) -> StepResult:
         step.checks(d, result, before)
     except LabError as exc:
         result.error = str(exc)
+    # A bug in one step must not lose the figures of the others.
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
     print(
         f"[drill] {step.title}: {'PASS' if result.passed else 'FAIL'} {describe(result)}",
         flush=True,
