@@ -20,13 +20,15 @@ KUBECTL = /var/cache/kubesmith/mirror/dl.k8s.io/release/$$(awk '/^kubesmith_kube
 # `cluster` is the CI smoke run of setup.yml + verify.yml on the lab topology (docs/cluster.md).
 MOLECULE_SCENARIOS ?= lab preflight vip prepare etcd flannel cluster
 
-.PHONY: help deps lab lab-hosts lab-down bundle mirror-up mirror-down test lint pytest molecule drills
+.PHONY: help deps lab lab-hosts lab-down bundle mirror-up mirror-down test lint pytest molecule drills lab-soak bench
 
 help:
 	@echo "make lab       bring up the lab cluster (inventory/lab) and prove it"
 	@echo "make test      every test: lint, pytest, molecule"
 	@echo "make lab-down  remove the lab hosts"
 	@echo "make drills    the day-2 drill: every day-2 playbook on a lab cluster, API probed (about an hour)"
+	@echo "make lab-soak  SOAK_RUNS (3) fresh deploys in a row, each on new hosts; report (docs/cluster.md)"
+	@echo "make bench     setup.yml timed: from bare hosts, no-op rerun, one worker added (docs/performance.md)"
 
 deps: $(VENV)/.deps-installed
 
@@ -94,3 +96,19 @@ drills: deps
 	kubesmith-bundle build
 	kubesmith-bundle --version-override kubernetes=$(DRILL_FROM_VERSION) build --components kubernetes
 	kubesmith-drill
+
+# The soak (docs/cluster.md, "Soak: fresh deploys in a row"): SOAK_RUNS deploys of inventory/lab's
+# topology on hosts of its own (172.30.28.0/24), each from new hosts and a new PKI; report in
+# /var/lib/kubesmith-lab/clusters/soak/soak-report.md (and SOAK_REPORT in the repository, if set).
+# About 12 minutes a run on 2 cores: not part of `make test`.
+SOAK_RUNS ?= 3
+SOAK_REPORT ?=
+lab-soak: deps mirror-up
+	kubesmith-soak --runs $(SOAK_RUNS) $(if $(SOAK_REPORT),--report-to $(SOAK_REPORT))
+
+# The bench (docs/performance.md): setup.yml from bare hosts, the no-op rerun (changed=0, no
+# restart) and one added worker, timed, on hosts of its own (172.30.29.0/24). BENCH_ARGS passes
+# e.g. `--label after --compare /var/lib/kubesmith-lab/clusters/bench/bench-report-before.json`.
+BENCH_ARGS ?=
+bench: deps mirror-up
+	kubesmith-bench $(BENCH_ARGS)

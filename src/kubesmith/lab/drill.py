@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,48 +23,23 @@ import yaml
 
 from kubesmith.lab.errors import LabError
 from kubesmith.lab.probe import Probe, target_from_kubeconfig
+from kubesmith.lab.runs import (
+    CLUSTERS,
+    MIRROR,
+    REPO,
+    SERVICES,
+    LabRun,
+    Recap,
+    parse_recap,
+    table,
+    tools_on_path,
+    write_report,
+)
 
-REPO = Path(__file__).resolve().parents[3]
+__all__ = ["SERVICES", "Drill", "Recap", "StepResult", "main", "parse_recap", "report"]
+
 SOURCE_INVENTORY = REPO / "tests" / "drills" / "day2" / "inventory"
-STATE = Path("/var/lib/kubesmith-lab/clusters/drill")
-MIRROR = Path("/var/cache/kubesmith/mirror")
-RECAP = re.compile(
-    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
-    r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
-    re.MULTILINE,
-)
-SERVICES = (
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "flanneld",
-    "containerd",
-    "kubelet",
-    "kube-proxy",
-    "nginx",
-    "keepalived",
-)
-
-
-@dataclass(frozen=True)
-class Recap:
-    changed: int
-    failed: int
-    unreachable: int
-
-
-def parse_recap(output: str) -> Recap:
-    """Sum of the PLAY RECAP lines of one ansible-playbook run."""
-    start = output.rfind("PLAY RECAP")
-    if start < 0:
-        raise LabError("ansible-playbook printed no PLAY RECAP (see the step's log)")
-    rows = list(RECAP.finditer(output, start))
-    return Recap(
-        changed=sum(int(r["changed"]) for r in rows),
-        failed=sum(int(r["failed"]) for r in rows),
-        unreachable=sum(int(r["unreachable"]) for r in rows),
-    )
+STATE = CLUSTERS / "drill"
 
 
 @dataclass
@@ -87,65 +61,16 @@ class StepResult:
         return not (self.zero_failures_goal and self.api.get("failed", 0) > 0)
 
 
-class Drill:
-    """The lab hosts, the inventory copy the drill edits, and the commands it runs."""
+class Drill(LabRun):
+    """The drill's lab (runs.LabRun: inventory copy, logs, commands) and what only it needs."""
 
     def __init__(self, state: Path, kubernetes_from: str, kubernetes_to: str) -> None:
-        self.state = state
-        self.inventory = state / "inventory"
-        self.logs = state / "drill-logs"
+        super().__init__(state, logs="drill-logs", state_file="drill-state.yml")
         self.kubernetes_from, self.kubernetes_to = kubernetes_from, kubernetes_to
         self.kubectl_path = MIRROR / f"dl.k8s.io/release/{kubernetes_to}/bin/linux/amd64/kubectl"
-        self.counter = 0
 
-    # --- commands ---------------------------------------------------------------------
-    def run(self, argv: Sequence[str], log_name: str, check: bool = True) -> str:
-        """Run a command with its output streamed into a log of its own; return the output."""
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.counter += 1
-        log = self.logs / f"{self.counter:02d}-{log_name}.log"
-        with log.open("w", encoding="utf-8") as handle:
-            handle.write(f"$ {' '.join(argv)}\n")
-            handle.flush()
-            result = subprocess.run(
-                list(argv), cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, check=False
-            )
-        output = log.read_text(encoding="utf-8").split("\n", 1)[1]
-        if check and result.returncode != 0:
-            tail = "\n".join(output.strip().splitlines()[-15:])
-            raise LabError(
-                f"{' '.join(argv[:4])} ... failed (rc {result.returncode}, {log}):\n{tail}"
-            )
-        return output
-
-    def playbook(self, playbook: str, *args: str, log_name: str) -> Recap:
-        argv = ["ansible-playbook", "-i", str(self.inventory), playbook, *args]
-        return parse_recap(self.run(argv, log_name))
-
-    def adhoc(self, pattern: str, command: str, log_name: str) -> dict[str, str]:
-        """stdout per host of a shell command run as root (hosts that fail map to '')."""
-        out = self.run(
-            [
-                "ansible",
-                "-i",
-                str(self.inventory),
-                pattern,
-                "-b",
-                "-o",
-                "-m",
-                "shell",
-                "-a",
-                command,
-            ],
-            log_name,
-            check=False,
-        )
-        results: dict[str, str] = {}
-        for line in out.splitlines():
-            host, sep, rest = line.partition(" | ")
-            if sep:
-                results[host] = rest.split("(stdout) ", 1)[1] if "(stdout) " in rest else ""
-        return results
+    def copy_inventory(self, source: Path = SOURCE_INVENTORY) -> None:
+        super().copy_inventory(source)
 
     def kubectl(self, *args: str) -> str:
         kubeconfig = self.state / "pki" / "kubeconfigs" / "admin.conf"
@@ -168,32 +93,6 @@ class Drill:
                 "unschedulable": str(item["spec"].get("unschedulable", False)),
             }
         return nodes
-
-    def service_pids(self, pattern: str) -> dict[str, str]:
-        units = " ".join(f"{s}.service" for s in SERVICES)
-        return self.adhoc(
-            pattern, f"systemctl show -p MainPID --value {units} | tr '\\n' ,", "pids"
-        )
-
-    # --- inventory edits ----------------------------------------------------------------
-    def copy_inventory(self) -> None:
-        if self.inventory.exists():
-            shutil.rmtree(self.inventory)
-        shutil.copytree(SOURCE_INVENTORY, self.inventory, symlinks=False)
-
-    def edit_hosts(self, edit: Callable[[dict[str, Any]], None]) -> None:
-        path = self.inventory / "hosts.yml"
-        data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-        edit(data["all"]["children"])
-        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-
-    def set_var(self, name: str, value: str) -> None:
-        path = self.inventory / "group_vars" / "all" / "drill-state.yml"
-        data: dict[str, Any] = {}
-        if path.exists():
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        data[name] = value
-        path.write_text("---\n" + yaml.safe_dump(data), encoding="utf-8")
 
 
 def expect(condition: bool, message: str, result: StepResult) -> None:
@@ -575,12 +474,15 @@ def describe(result: StepResult) -> str:
     return "; ".join(parts)
 
 
+def _outcome(r: StepResult) -> str:
+    if r.passed:
+        return "PASS"
+    return "FAIL: " + r.error.splitlines()[0] if r.error else "FAIL"
+
+
 def report(results: list[StepResult], path: Path) -> str:
-    lines = [
-        "| step | wall time | API requests | failed | longest gap | longest outage | rerun"
-        " | result |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    """The drill's table, written as <path>.md with the results as <path>.json beside it."""
+    rows = []
     for r in results:
         api = r.api or {}
         rerun = (
@@ -588,30 +490,22 @@ def report(results: list[StepResult], path: Path) -> str:
             if r.rerun_changed is None
             else f"changed={r.rerun_changed} ({r.rerun_seconds:.0f} s)"
         )
-        lines.append(
-            f"| {r.title} | {r.seconds:.0f} s | {api.get('requests', '')}"
-            f" | {api.get('failed', '')} | "
-            f"{api.get('longest_gap_s', '')} s | {api.get('longest_outage_s', '')} s | {rerun} | "
-            f"{'PASS' if r.passed else 'FAIL: ' + r.error.splitlines()[0] if r.error else 'FAIL'} |"
+        rows.append(
+            (
+                r.title,
+                f"{r.seconds:.0f} s",
+                api.get("requests", ""),
+                api.get("failed", ""),
+                f"{api.get('longest_gap_s', '')} s",
+                f"{api.get('longest_outage_s', '')} s",
+                rerun,
+                _outcome(r),
+            )
         )
-    table = "\n".join(lines)
-    path.write_text(table + "\n", encoding="utf-8")
-    path.with_suffix(".json").write_text(
-        json.dumps([r.__dict__ | {"passed": r.passed} for r in results], indent=2), encoding="utf-8"
-    )
-    return table
-
-
-def lab(d: Drill, action: str) -> None:
-    d.run(
-        [
-            str(Path(sys.executable).parent / "kubesmith-lab"),
-            "--inventory",
-            str(d.inventory),
-            action,
-        ],
-        f"lab-{action}",
-    )
+    head = ("step", "wall time", "API requests", "failed", "longest gap", "longest outage")
+    text = "\n".join(table((*head, "rerun", "result"), rows))
+    write_report(path.with_suffix(""), [r.__dict__ | {"passed": r.passed} for r in results], text)
+    return text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -645,6 +539,7 @@ def default_versions() -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    tools_on_path()
     start, target = default_versions()
     d = Drill(args.state, args.from_version or start, args.to_version or target)
     chosen = [key for key in args.steps.split(",") if key]
@@ -656,13 +551,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.reuse:
             # A fresh drill: the hosts, PKI and backups of an earlier run go first.
             if d.inventory.exists():
-                lab(d, "down")
+                d.lab("down")
             if d.state.exists():
                 shutil.rmtree(d.state)
             d.copy_inventory()
             if args.from_version:
                 d.set_var("kubesmith_kubernetes_version", args.from_version)
-            lab(d, "up")
+            d.lab("up")
             since = time.monotonic()
             print(f"[drill] setup.yml at {d.kubernetes_from} from bare hosts ...", flush=True)
             d.playbook("setup.yml", log_name="setup")
@@ -691,5 +586,5 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         print(report(results, d.state / "drill-report.md"))
         if not args.keep and not any(not r.passed for r in results):
-            lab(d, "down")
+            d.lab("down")
     return 0 if results and all(r.passed for r in results) else 1
