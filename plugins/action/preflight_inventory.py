@@ -8,6 +8,7 @@ No connection to any host is made.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,10 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_invent
     play_roles,
     resolve_hosts,
 )
+from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_names import (
+    KnownVariables,
+    known_variables,
+)
 
 COLLECTION_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULTS_ROLE = "kubesmith"
@@ -37,13 +42,25 @@ display = Display()
 class InventoryLoader:
     """Each cluster host's effective, templated values of the variables preflight reads."""
 
-    def __init__(self, action: ActionBase, task_vars: dict[str, Any], report: Report) -> None:
+    def __init__(
+        self,
+        action: ActionBase,
+        task_vars: dict[str, Any],
+        report: Report,
+        inventory_only: Sequence[str] = (),
+    ) -> None:
         self.action = action
         self.task_vars = task_vars
         self.report = report
         self.defaults = self.load_yaml(_role_file(DEFAULTS_ROLE, "defaults/main.yml")) or {}
         self.role_specs = self.load_role_specs()
-        self.unresolved: dict[tuple[str, str, str], list[str]] = {}
+        # (name, raw expression, reason, whether it is a kubesmith default) -> hosts
+        self.unresolved: dict[tuple[str, str, str, bool], list[str]] = {}
+        self.known = known_variables(
+            COLLECTION_ROOT / "roles",
+            self.load_yaml,
+            [*CLUSTER_SPEC, *HOST_VARIABLES, *inventory_only],
+        )
 
     def load_yaml(self, path: Path) -> Any:
         if not path.is_file():
@@ -105,12 +122,30 @@ class InventoryLoader:
                 values[name] = templar.template(merged[name])
             except AnsibleError as exc:
                 reason = str(exc.message).splitlines()[0]
-                self.unresolved.setdefault((name, str(merged[name]), reason), []).append(host)
+                key = (name, str(merged[name]), reason, name not in raw)
+                self.unresolved.setdefault(key, []).append(host)
         return values
 
-    def report_unresolved(self) -> None:
-        """One line per broken expression, however many hosts inherit it."""
-        for (name, raw, reason), hosts in self.unresolved.items():
+    def inventory_names(self, host: str, known: KnownVariables) -> set[str]:
+        """The names of the host's variables in a role's namespace that the inventory sets.
+
+        Extra vars (-e) are a playbook's arguments (etcd_replace_member, reset_confirm, ...),
+        not inventory: they are left out.
+        """
+        raw = self.task_vars["hostvars"].raw_get(host)
+        manager = self.action._task.get_variable_manager()
+        extra = set(manager.extra_vars) if manager is not None else set()
+        return {name for name in raw if name not in extra and known.owner(name) is not None}
+
+    def report_unresolved(self, defaults: bool) -> None:
+        """One line per broken expression, however many hosts inherit it.
+
+        defaults: report the broken kubesmith defaults (derived from other settings, such as
+        kubesmith_cluster_dns_ip from kubesmith_service_cidr) instead of the inventory's own.
+        """
+        for (name, raw, reason, default), hosts in self.unresolved.items():
+            if default != defaults:
+                continue
             where = hosts[0] if len(hosts) == 1 else ""
             also = "" if len(hosts) == 1 else f" on hosts {', '.join(hosts)}"
             self.report.error(
@@ -124,12 +159,15 @@ class InventoryLoader:
     def load(self, settings: InventorySettings) -> InventoryData:
         wanted = self.wanted_variables()
         hostvars = {host: self.host_values(host, wanted) for host in self.cluster_hosts()}
-        self.report_unresolved()
+        self.report_unresolved(defaults=False)
         role_specs = [
             RoleSpec(role, options, defaults) for role, options, defaults in self.role_specs
         ]
-        unresolved = frozenset(name for name, _raw, _reason in self.unresolved)
-        return InventoryData(self.groups, hostvars, role_specs, settings, unresolved)
+        unresolved = frozenset(key[0] for key in self.unresolved)
+        names = {host: self.inventory_names(host, self.known) for host in self.cluster_hosts()}
+        return InventoryData(
+            self.groups, hostvars, role_specs, settings, unresolved, self.known, names
+        )
 
 
 def _role_file(role: str, relative: str) -> Path:
@@ -177,10 +215,15 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible ships no type h
                 "service_cidr_max_prefix": {"type": "int", "default": 24},
                 "pod_subnet_min_addresses": {"type": "int", "default": 128},
                 "warn_single_etcd": {"type": "bool", "default": True},
+                "inventory_only_variables": {"type": "list", "elements": "str", "default": []},
             }
         )
         report = Report()
-        loader = InventoryLoader(self, task_vars, report)
+        inventory_only = args.pop("inventory_only_variables")
+        loader = InventoryLoader(self, task_vars, report, inventory_only)
         data = loader.load(InventorySettings(**args))
         check_inventory(data, report)
+        if not report.errors:
+            # A default derived from a setting preflight refused fails too: that refusal says it.
+            loader.report_unresolved(defaults=True)
         return report_result(report, "inventory and variables")

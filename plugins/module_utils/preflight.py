@@ -17,6 +17,16 @@ _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?$")
 _VALUE_LIMIT = 120
 
 
+class _NoValue:
+    """The value of a finding about a name: an unknown variable's value may well be a secret."""
+
+    def __repr__(self) -> str:
+        return "<not shown>"
+
+
+NO_VALUE = _NoValue()
+
+
 @dataclass(frozen=True)
 class Finding:
     """One problem: where (host or empty for the whole cluster), which variable, why, the fix."""
@@ -31,7 +41,8 @@ class Finding:
     def line(self) -> str:
         """One line naming the host or variable, its value, why it is wrong and the fix."""
         where = f"{self.subject}: " if self.subject else ""
-        return f"{where}{self.variable}={show(self.value)} {self.why}; fix: {self.fix}"
+        value = "" if self.value is NO_VALUE else f"={show(self.value)}"
+        return f"{where}{self.variable}{value} {self.why}; fix: {self.fix}"
 
 
 @dataclass

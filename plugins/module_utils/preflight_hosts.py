@@ -15,6 +15,7 @@ from typing import Any
 from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight import Report
 from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_inventory import (
     LB,
+    PROXY_KERNEL_FEATURES,
     ClusterPlan,
     PlannedListener,
 )
@@ -266,15 +267,27 @@ class _HostChecker:
     def check_kernel(self) -> None:
         features = self.facts.get("kernel_features") or {}
         kernel = str(self.facts.get("kernel", ""))
-        for feature in self.plan.kernel_features(self.host):
-            state = features.get(feature, "absent")
-            if state == "absent":
-                self.error(
-                    "kernel feature",
-                    feature,
-                    f"is neither built into kernel {kernel} nor loadable",
-                    _kernel_fix(feature),
-                )
+        mode = str(self.plan.cluster.get("kubesmith_kube_proxy_mode"))
+        missing = [
+            feature
+            for feature in self.plan.kernel_features(self.host)
+            if features.get(feature, "absent") == "absent"
+        ]
+        if "ip_vs" in missing:
+            # The schedulers are parts of IP_VS: without it, naming them too says nothing new.
+            missing = [feature for feature in missing if not feature.startswith("ip_vs_")]
+        for feature in missing:
+            needed_by = (
+                f", which kubesmith_kube_proxy_mode={mode!r} needs"
+                if feature in PROXY_KERNEL_FEATURES.get(mode, ())
+                else ""
+            )
+            self.error(
+                "kernel feature",
+                feature,
+                f"is neither built into kernel {kernel} nor loadable{needed_by}",
+                _kernel_fix(feature),
+            )
         if self.plan.cluster.get("kubesmith_kube_proxy_mode") == "nftables":
             numbers = kernel.split("-", maxsplit=1)[0].split(".")
             version = tuple(int(n) for n in numbers[:2] if n.isdigit())
@@ -368,5 +381,8 @@ def _is_own(planned: PlannedListener, found: Mapping[str, Any], links: set[str])
 
 def _kernel_fix(feature: str) -> str:
     if feature.startswith("ip_vs"):
-        return "use kubesmith_kube_proxy_mode: iptables, or a kernel with IP_VS"
+        return (
+            "set kubesmith_kube_proxy_mode: iptables (or nftables), "
+            "or use a kernel with IP_VS (CONFIG_IP_VS)"
+        )
     return f"install a kernel that has {feature} built in or as a module"

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight import (
+    NO_VALUE,
     Report,
     format_version,
     parse_version,
     show,
+)
+from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_names import (
+    CLUSTER_ROLE,
+    KnownVariables,
 )
 from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_spec import (
     SpecError,
@@ -61,6 +66,9 @@ CLUSTER_SPEC: dict[str, dict[str, Any]] = {
     "kubesmith_pki_cert_valid_days": {"type": "int", "range": (1, 36500)},
     "kubesmith_pki_renew_before_days": {"type": "int", "range": (0, 36500)},
     "kubesmith_kube_proxy_mode": {"type": "str", "choices": ["iptables", "ipvs", "nftables"]},
+    "kubesmith_cgroup_driver": {"type": "str", "choices": ["cgroupfs", "systemd"]},
+    # The architectures every artifact kubesmith downloads is published for.
+    "kubesmith_arch": {"type": "str", "choices": ["amd64", "arm64", "ppc64le", "s390x"]},
     "kubesmith_kubernetes_version": _VERSION,
     "kubesmith_etcd_version": _VERSION,
     "kubesmith_flannel_version": _VERSION,
@@ -160,6 +168,10 @@ class InventoryData:
     settings: InventorySettings = field(default_factory=InventorySettings)
     # Variables whose expressions failed to evaluate (already reported): checks skip them.
     unresolved: frozenset[str] = frozenset()
+    # The names the project knows (None: names are not checked) and, per host, the names of
+    # the variables the inventory sets: one in a role's namespace that no role knows is a typo.
+    known: KnownVariables | None = None
+    inventory_names: Mapping[str, Collection[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -270,6 +282,13 @@ class _InventoryChecker:
         self.check_versions()
         self.check_pki()
         self.check_role_specs()
+        self.check_variable_names()
+
+    def subject(self, hosts: Sequence[str]) -> str:
+        """The hosts a finding is about; empty when it is every cluster host."""
+        if set(hosts) >= set(self.cluster_hosts):
+            return ""
+        return ", ".join(dict.fromkeys(hosts))
 
     # --- groups -------------------------------------------------------------------
     def check_groups(self) -> None:
@@ -325,10 +344,10 @@ class _InventoryChecker:
                 converted = self.validate("", name, next(iter(per_host.values())), option)
                 if converted is not None:
                     self.cluster[name] = converted
-            elif name in PER_HOST_VARIABLES:
-                for host, value in per_host.items():
-                    self.validate(host, name, value, option)
-            else:
+                continue
+            for host, value in per_host.items():
+                self.validate(host, name, value, option)
+            if name not in PER_HOST_VARIABLES:
                 listed = ", ".join(f"{h}={show(v)}" for h, v in _first_host_of_each(per_host))
                 self.report.error(
                     "",
@@ -343,11 +362,11 @@ class _InventoryChecker:
         try:
             converted = convert(value, option)
         except SpecError as exc:
-            choices = option.get("choices")
-            wanted = (
-                f"one of {list(choices)}" if choices else with_article(option.get("type", "str"))
+            # Every host has this value: it belongs in group_vars/all.
+            where = "" if subject else " in the inventory's group_vars/all"
+            self.report.error(
+                subject, name, value, str(exc), f"set {name} to {_wanted(option)}{where}"
             )
-            self.report.error(subject, name, value, str(exc), f"set {name} to {wanted}")
             return None
         low, high = option.get("range", (None, None))
         if low is not None and not low <= converted <= high:
@@ -855,14 +874,12 @@ class _InventoryChecker:
         for spec in self.data.role_specs:
             runs_on = set(spec.hosts) if spec.hosts is not None else set()
             for option_name, option in spec.options.items():
+                self.check_role_option(spec.name, option_name, option)
                 for host in self.cluster_hosts:
                     hostvars = self.data.hostvars.get(host, {})
-                    if option_name in hostvars:
-                        self.check_role_option(
-                            spec.name, host, option_name, option, hostvars[option_name]
-                        )
-                    elif (
-                        option.get("required")
+                    if (
+                        option_name not in hostvars
+                        and option.get("required")
                         and "default" not in option
                         and option_name not in spec.defaults
                         and host in runs_on
@@ -876,23 +893,63 @@ class _InventoryChecker:
                             f"(roles/{spec.name}/meta/argument_specs.yml)",
                         )
 
-    def check_role_option(
-        self, role: str, host: str, name: str, option: Mapping[str, Any], value: Any
-    ) -> None:
-        try:
-            convert(value, option)
-        except SpecError as exc:
-            choices = option.get("choices")
-            wanted = (
-                f"one of {list(choices)}" if choices else with_article(option.get("type", "str"))
-            )
+    def check_role_option(self, role: str, name: str, option: Mapping[str, Any]) -> None:
+        """The option's value on every host that sets it; one line per distinct problem."""
+        problems: dict[tuple[str, str], tuple[Any, list[str]]] = {}
+        for host in self.cluster_hosts:
+            hostvars = self.data.hostvars.get(host, {})
+            if name not in hostvars:
+                continue
+            try:
+                convert(hostvars[name], option)
+            except SpecError as exc:
+                value = hostvars[name]
+                problems.setdefault((show(value), str(exc)), (value, []))[1].append(host)
+        for (_shown, why), (value, hosts) in problems.items():
             self.report.error(
-                host,
+                self.subject(hosts),
                 name,
                 value,
-                f"{exc} (role {role})",
-                f"set {name} to {wanted} (roles/{role}/meta/argument_specs.yml)",
+                f"{why} (role {role})",
+                f"set {name} to {_wanted(option)} (roles/{role}/meta/argument_specs.yml)",
             )
+
+    # --- variable names -------------------------------------------------------------
+    def check_variable_names(self) -> None:
+        """A kubesmith_* or <role>_* variable no role knows: a misspelling Ansible ignores."""
+        known = self.data.known
+        if known is None:
+            return
+        known = known.including(name for spec in self.data.role_specs for name in spec.options)
+        unknown: dict[str, list[str]] = {}
+        for host in self.cluster_hosts:
+            for name in self.data.inventory_names.get(host, ()):
+                if known.owner(name) is not None and name not in known.names:
+                    unknown.setdefault(name, []).append(host)
+        for name, hosts in unknown.items():
+            owner = known.owner(name)
+            what = (
+                "a kubesmith variable" if owner == CLUSTER_ROLE else f"a variable of role {owner}"
+            )
+            nearest = known.nearest(name)
+            fix = (
+                f"did you mean {nearest}? Rename it in the inventory"
+                if nearest
+                else f"remove it, or use a name from roles/{owner}/defaults/main.yml "
+                "(a name of your own: add it to preflight_inventory_only_variables)"
+            )
+            self.report.error(
+                self.subject(hosts),
+                name,
+                NO_VALUE,
+                f"is not {what}: nothing reads it, so it would be silently ignored",
+                fix,
+            )
+
+
+def _wanted(option: Mapping[str, Any]) -> str:
+    choices = option.get("choices")
+    return f"one of {list(choices)}" if choices else with_article(option.get("type", "str"))
 
 
 def resolve_hosts(pattern: Any, groups: Mapping[str, Sequence[str]]) -> list[str] | None:

@@ -6,7 +6,8 @@ wrong type is reported by preflight, with all other problems, before any host is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ansible.module_utils.common.validation import (
@@ -56,8 +57,17 @@ def convert(value: Any, option: Mapping[str, Any]) -> Any:
         return [convert(item, {k: v for k, v in element_spec.items() if v}) for item in converted]
     choices = option.get("choices")
     if choices and converted not in choices:
-        raise SpecError(f"is not one of {list(choices)}")
+        raise SpecError(f"is not one of {list(choices)}{_did_you_mean(converted, choices)}")
     return converted
+
+
+def _did_you_mean(value: Any, choices: Sequence[Any]) -> str:
+    """' (did you mean 'systemd'?)' for a misspelt choice; empty when none is close."""
+    if not isinstance(value, str):
+        return ""
+    by_folded = {str(choice).lower(): choice for choice in choices if isinstance(choice, str)}
+    close = difflib.get_close_matches(value.lower(), list(by_folded), n=1, cutoff=0.6)
+    return f" (did you mean {by_folded[close[0]]!r}?)" if close else ""
 
 
 def type_name(value: Any) -> str:

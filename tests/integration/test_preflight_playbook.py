@@ -137,6 +137,17 @@ BAD_INVENTORIES = [
         {"kubesmith_apiserver_port": "https"},
         "kubesmith_apiserver_port='https' is a str, not an int",
     ),
+    (
+        "misspelt choice",
+        {"kubesmith_cgroup_driver": "sytemd"},
+        "kubesmith_cgroup_driver='sytemd' is not one of ['cgroupfs', 'systemd'] "
+        "(did you mean 'systemd'?)",
+    ),
+    (
+        "misspelt name",
+        {"kubesmith_kube_proxy_mod": "ipvs"},
+        "kubesmith_kube_proxy_mod is not a kubesmith variable",
+    ),
 ]
 
 
@@ -158,6 +169,23 @@ def test_bad_inventory_stops_before_any_change(
         errors,
         process.stdout[-3000:],
     )
+    assert not markers.exists(), "a play after preflight ran"
+    assert "Preflight 2/2" not in process.stdout, "layer 2 contacted hosts"
+
+
+def test_misspelt_choice_and_name_stop_before_any_change(tmp_path: Path) -> None:
+    inventory = _inventory(kubesmith_cgroup_driver="sytemd", kubesmith_cgroup_drivr="cgroupfs")
+    # A playbook's own -e arguments in a role's namespace are not inventory: not judged.
+    process, markers = _run(tmp_path, inventory, "-e", "etcd_replace_member=cp3")
+    assert _lines(process, "ERROR") == [
+        "kubesmith_cgroup_driver='sytemd' is not one of ['cgroupfs', 'systemd'] "
+        "(did you mean 'systemd'?); fix: set kubesmith_cgroup_driver to one of "
+        "['cgroupfs', 'systemd'] in the inventory's group_vars/all",
+        "kubesmith_cgroup_drivr is not a kubesmith variable: nothing reads it, so it "
+        "would be silently ignored; fix: did you mean kubesmith_cgroup_driver? "
+        "Rename it in the inventory",
+    ], process.stdout[-3000:]
+    assert process.returncode != 0
     assert not markers.exists(), "a play after preflight ran"
     assert "Preflight 2/2" not in process.stdout, "layer 2 contacted hosts"
 

@@ -13,9 +13,14 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_invent
     InventoryData,
     RoleSpec,
 )
+from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_names import (
+    KnownVariables,
+    known_variables,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((REPO / "roles/kubesmith/defaults/main.yml").read_text())
+PREFLIGHT_DEFAULTS = yaml.safe_load((REPO / "roles/preflight/defaults/main.yml").read_text())
 
 HOST_IPS = {
     "lb1": "172.30.10.11",
@@ -35,6 +40,30 @@ LAB_VALUES = {
 }
 
 
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def repo_known_variables() -> KnownVariables:
+    """The names the action plugin knows: the roles', preflight's own, the inventory-only list."""
+    also = [
+        *CLUSTER_SPEC,
+        *HOST_VARIABLES,
+        *PREFLIGHT_DEFAULTS["preflight_inventory_only_variables"],
+    ]
+    return known_variables(REPO / "roles", load_yaml, also)
+
+
+KNOWN = repo_known_variables()
+
+
+def repo_role_spec(role: str) -> RoleSpec:
+    """A role's argument spec (entry point main) as the action plugin reads it."""
+    spec = load_yaml(REPO / "roles" / role / "meta/argument_specs.yml")
+    defaults = load_yaml(REPO / "roles" / role / "defaults/main.yml") or {}
+    return RoleSpec(role, spec["argument_specs"]["main"]["options"], frozenset(defaults))
+
+
 def lab_groups() -> dict[str, list[str]]:
     groups = {
         "lb": ["lb1", "lb2"],
@@ -47,9 +76,15 @@ def lab_groups() -> dict[str, list[str]]:
     return groups
 
 
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
 def cluster_defaults() -> dict[str, Any]:
+    """The defaults preflight reads; derived ones (templates) are left to Ansible to derive."""
     wanted = set(CLUSTER_SPEC) | set(HOST_VARIABLES)
-    return {k: v for k, v in DEFAULTS.items() if k in wanted} | LAB_VALUES
+    defaults = {k: v for k, v in DEFAULTS.items() if k in wanted and not is_template(v)}
+    return defaults | LAB_VALUES
 
 
 class Inventory:
@@ -80,4 +115,7 @@ class Inventory:
         return self
 
     def data(self) -> InventoryData:
-        return InventoryData(self.groups, self.hostvars, self.role_specs)
+        """Every value counts as set by the inventory, as the integration test writes them."""
+        return InventoryData(
+            self.groups, self.hostvars, self.role_specs, known=KNOWN, inventory_names=self.hostvars
+        )

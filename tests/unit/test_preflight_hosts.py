@@ -227,12 +227,50 @@ def test_ipvs_mode_on_a_kernel_without_ip_vs() -> None:
     plan = plan_cluster(inventory.data())
     results = {h: {"preflight_host": recorded(h)} for h in HOST_IPS}
     errors = check_hosts(plan, results, SETTINGS).errors
-    assert errors[0] == (
+    # One line: the missing schedulers (ip_vs_rr, ...) are parts of IP_VS, not news.
+    assert errors == [
         "cp1, cp2, cp3, node1, node2: kernel feature='ip_vs' is neither built into kernel "
-        "6.18.44-fc-v782 nor loadable; fix: use kubesmith_kube_proxy_mode: iptables, "
-        "or a kernel with IP_VS"
+        "6.18.44-fc-v782 nor loadable, which kubesmith_kube_proxy_mode='ipvs' needs; "
+        "fix: set kubesmith_kube_proxy_mode: iptables (or nftables), "
+        "or use a kernel with IP_VS (CONFIG_IP_VS)"
+    ]
+
+
+def test_ipvs_without_one_scheduler() -> None:
+    inventory = Inventory().set_all("kubesmith_kube_proxy_mode", "ipvs")
+    features = dict(
+        RECORDED["kernel_features"], ip_vs="loadable", ip_vs_rr="loadable", ip_vs_wrr="loadable"
     )
-    assert len(errors) == 4
+    everywhere = {host: {"kernel_features": features} for host in HOST_IPS}
+    line = only_error(everywhere, inventory)
+    assert line.startswith(
+        "cp1, cp2, cp3, node1, node2: kernel feature='ip_vs_sh' is neither built into kernel "
+        "6.18.44-fc-v782 nor loadable, which kubesmith_kube_proxy_mode='ipvs' needs; fix: set "
+        "kubesmith_kube_proxy_mode: iptables"
+    )
+
+
+def test_ipvs_on_a_kernel_with_ip_vs_passes() -> None:
+    inventory = Inventory().set_all("kubesmith_kube_proxy_mode", "ipvs")
+    loadable = dict.fromkeys(("ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh"), "loadable")
+    plan = plan_cluster(inventory.data())
+    results = {
+        host: {
+            "preflight_host": recorded(host)
+            | {"kernel_features": RECORDED["kernel_features"] | loadable}
+        }
+        for host in HOST_IPS
+    }
+    assert check_hosts(plan, results, SETTINGS).errors == []
+
+
+def test_iptables_mode_without_xt_statistic() -> None:
+    features = dict(RECORDED["kernel_features"], xt_statistic="absent")
+    line = only_error({"node1": {"kernel_features": features}})
+    assert line.startswith(
+        "node1: kernel feature='xt_statistic' is neither built into kernel 6.18.44-fc-v782 nor "
+        "loadable, which kubesmith_kube_proxy_mode='iptables' needs; fix: install a kernel"
+    )
 
 
 def test_nftables_mode_on_an_old_kernel() -> None:
@@ -245,6 +283,7 @@ def test_missing_overlayfs() -> None:
     features = dict(RECORDED["kernel_features"], overlay="absent")
     line = only_error({"node2": {"kernel_features": features}})
     assert "node2: kernel feature='overlay' is neither built into kernel" in line
+    assert "needs" not in line
 
 
 def test_port_held_by_another_program() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from ansible.inventory.manager import InventoryManager
@@ -21,7 +22,14 @@ from ansible_collections.kubesmith.cluster.plugins.module_utils.preflight_invent
     resolve_hosts,
 )
 
-from tests.unit.preflight_fixtures import DEFAULTS, REPO, Inventory
+from tests.unit.preflight_fixtures import (
+    DEFAULTS,
+    KNOWN,
+    REPO,
+    Inventory,
+    is_template,
+    repo_role_spec,
+)
 
 
 @dataclass
@@ -46,6 +54,20 @@ def _all(name: str, value: object) -> Callable[[Inventory], object]:
 
 def _host(host: str, name: str, value: object) -> Callable[[Inventory], object]:
     return lambda inv: inv.set_host(host, name, value)
+
+
+def _group(group: str, name: str, value: object) -> Callable[[Inventory], object]:
+    return lambda inv: [inv.set_host(host, name, value) for host in inv.groups[group]]
+
+
+def _role_option(role: str, name: str, value: object) -> Callable[[Inventory], object]:
+    """The role's real argument spec, and the option set on every host."""
+
+    def add(inv: Inventory) -> None:
+        inv.role_specs.append(repo_role_spec(role))
+        inv.set_all(name, value)
+
+    return add
 
 
 def _steps(*steps: Callable[[Inventory], object]) -> Callable[[Inventory], object]:
@@ -506,6 +528,73 @@ CASES = [
         ("kubesmith_flannel_backend='udp'", "is not one of ['vxlan', 'host-gw']", "fix: set"),
     ),
     Case(
+        "misspelt cgroup driver",
+        _all("kubesmith_cgroup_driver", "sytemd"),
+        (
+            "kubesmith_cgroup_driver='sytemd' is not one of ['cgroupfs', 'systemd'] "
+            "(did you mean 'systemd'?)",
+            "fix: set kubesmith_cgroup_driver to one of ['cgroupfs', 'systemd'] "
+            "in the inventory's group_vars/all",
+        ),
+    ),
+    Case(
+        "kube-proxy mode in capitals",
+        _all("kubesmith_kube_proxy_mode", "IPVS"),
+        ("kubesmith_kube_proxy_mode='IPVS'", "(did you mean 'ipvs'?)", "fix: set"),
+    ),
+    Case(
+        "unknown architecture",
+        _all("kubesmith_arch", "x86_64"),
+        (
+            "kubesmith_arch='x86_64' is not one of ['amd64', 'arm64', 'ppc64le', 's390x']",
+            "fix: set kubesmith_arch to one of",
+        ),
+    ),
+    Case(
+        "misspelt mode of the kube_proxy role",
+        _role_option("kube_proxy", "kube_proxy_mode", "ipvss"),
+        (
+            "kube_proxy_mode='ipvss' is not one of ['iptables', 'ipvs', 'nftables'] "
+            "(did you mean 'ipvs'?) (role kube_proxy)",
+            "fix: set kube_proxy_mode to one of ['iptables', 'ipvs', 'nftables'] "
+            "(roles/kube_proxy/meta/argument_specs.yml)",
+        ),
+    ),
+    Case(
+        "misspelt kubesmith variable name",
+        _all("kubesmith_cgroup_drivr", "cgroupfs"),
+        (
+            "kubesmith_cgroup_drivr is not a kubesmith variable",
+            "would be silently ignored",
+            "fix: did you mean kubesmith_cgroup_driver?",
+        ),
+    ),
+    Case(
+        "misspelt kubelet variable on the workers",
+        _group("kube_node", "kubelet_cgroup_rot", "/kubesmith"),
+        (
+            "node1, node2: kubelet_cgroup_rot is not a variable of role kubelet",
+            "fix: did you mean kubelet_cgroup_root?",
+        ),
+    ),
+    Case(
+        "unknown kubesmith variable",
+        _all("kubesmith_colour", "blue"),
+        (
+            "kubesmith_colour is not a kubesmith variable",
+            "fix: remove it, or use a name from roles/kubesmith/defaults/main.yml",
+            "preflight_inventory_only_variables",
+        ),
+    ),
+    Case(
+        "misspelt variable of the role with the longer prefix",
+        _host("cp1", "pki_distribute_flannel", False),
+        (
+            "cp1: pki_distribute_flannel is not a variable of role pki_distribute",
+            "fix: did you mean pki_distribute_flanneld?",
+        ),
+    ),
+    Case(
         "role option of the wrong type",
         _role_spec(required=False),
         (
@@ -626,10 +715,15 @@ def _load_inventory(path: str) -> InventoryData:
     wanted = set(CLUSTER_SPEC) | set(HOST_VARIABLES)
     groups = {name: [h.name for h in group.get_hosts()] for name, group in inventory.groups.items()}
     hostvars = {}
+    inventory_names = {}
     for host in inventory.get_hosts():
-        merged = {**DEFAULTS, **variables.get_vars(host=host, include_hostvars=False)}
-        hostvars[host.name] = {k: v for k, v in merged.items() if k in wanted}
-    return InventoryData(groups, hostvars)
+        inventory_vars = variables.get_vars(host=host, include_hostvars=False)
+        inventory_names[host.name] = set(inventory_vars)
+        merged = {**DEFAULTS, **inventory_vars}
+        hostvars[host.name] = {
+            k: v for k, v in merged.items() if k in wanted and not is_template(v)
+        }
+    return InventoryData(groups, hostvars, known=KNOWN, inventory_names=inventory_names)
 
 
 @pytest.mark.parametrize("path", ["inventory/lab", "inventory/example"])
@@ -638,6 +732,96 @@ def test_shipped_inventories_pass(path: str) -> None:
         pytest.skip(f"{path} does not exist yet")
     report = check_inventory(_load_inventory(path))
     assert report.errors == []
+
+
+LAB_INVENTORIES = sorted(
+    str(path.relative_to(REPO))
+    for pattern in (
+        "inventory/*/hosts.yml",
+        "molecule/*/inventory/hosts.yml",
+        "tests/*/*/inventory/hosts.yml",
+    )
+    for path in REPO.glob(pattern)
+)
+
+
+@pytest.mark.parametrize("hosts_file", LAB_INVENTORIES)
+def test_shipped_inventories_use_only_known_names(hosts_file: str) -> None:
+    # Some scenarios are deliberately partial clusters: only the names are judged here.
+    report = check_inventory(_load_inventory(str(Path(hosts_file).parent)))
+    unknown = [line for line in report.errors if "would be silently ignored" in line]
+    assert unknown == []
+
+
+def test_every_lab_inventory_is_judged() -> None:
+    assert {"inventory/lab/hosts.yml", "tests/drills/day2/inventory/hosts.yml"} <= set(
+        LAB_INVENTORIES
+    )
+    assert len([path for path in LAB_INVENTORIES if path.startswith("molecule/")]) >= 5
+
+
+def test_exact_lines_of_a_bad_choice_and_a_misspelt_name() -> None:
+    inventory = Inventory().set_all("kubesmith_cgroup_driver", "sytemd")
+    inventory.set_all("kubesmith_cgroup_drivr", "cgroupfs")
+    assert _errors(inventory) == [
+        "kubesmith_cgroup_driver='sytemd' is not one of ['cgroupfs', 'systemd'] "
+        "(did you mean 'systemd'?); fix: set kubesmith_cgroup_driver to one of "
+        "['cgroupfs', 'systemd'] in the inventory's group_vars/all",
+        "kubesmith_cgroup_drivr is not a kubesmith variable: nothing reads it, so it "
+        "would be silently ignored; fix: did you mean kubesmith_cgroup_driver? "
+        "Rename it in the inventory",
+    ]
+
+
+def test_bad_choice_on_one_host_names_the_host() -> None:
+    errors = _errors(Inventory().set_host("node1", "kubesmith_cgroup_driver", "sytemd"))
+    assert errors[0] == (
+        "node1: kubesmith_cgroup_driver='sytemd' is not one of ['cgroupfs', 'systemd'] "
+        "(did you mean 'systemd'?); fix: set kubesmith_cgroup_driver to one of "
+        "['cgroupfs', 'systemd']"
+    )
+    assert errors[1].startswith(
+        "kubesmith_cgroup_driver='systemd' differs between hosts (cp1='systemd', node1='sytemd')"
+    )
+    assert len(errors) == 2
+
+
+def test_bad_role_choice_on_some_hosts_names_them() -> None:
+    inventory = Inventory()
+    inventory.role_specs.append(repo_role_spec("kubelet"))
+    _group("kube_node", "kubelet_cgroup_driver", "cgroup")(inventory)
+    assert _errors(inventory) == [
+        "node1, node2: kubelet_cgroup_driver='cgroup' is not one of ['systemd', 'cgroupfs'] "
+        "(did you mean 'cgroupfs'?) (role kubelet); fix: set kubelet_cgroup_driver to one of "
+        "['systemd', 'cgroupfs'] (roles/kubelet/meta/argument_specs.yml)"
+    ]
+
+
+def test_names_are_not_judged_without_the_known_names() -> None:
+    data = Inventory().set_all("kubesmith_colour", "blue").data()
+    data.known = None
+    assert check_inventory(data).errors == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "verify_build_image",  # a playbook's, not a role's namespace
+        "my_site_setting",
+        "kubesmith_lab_name",  # preflight_inventory_only_variables
+        "kubelet_cgroup_root",
+        "kube_apiserver_tls_cipher_suites",  # kube_ is no role's prefix, kube_apiserver_ is
+    ],
+)
+def test_names_outside_a_role_or_known_pass(name: str) -> None:
+    assert _errors(Inventory().set_all(name, "x")) == []
+
+
+def test_names_only_on_hosts_outside_the_cluster_are_left_alone() -> None:
+    inventory = Inventory()
+    inventory.groups["all"].append("jumphost")
+    inventory.set_host("jumphost", "kubesmith_colour", "blue")
+    assert _errors(inventory) == []
 
 
 def test_plan_of_the_lab() -> None:
@@ -684,3 +868,12 @@ def test_play_roles() -> None:
         ],
     }
     assert play_roles(play) == ["kubesmith", "etcd", "preflight"]
+
+
+def test_an_unknown_name_never_shows_its_value() -> None:
+    inventory = Inventory().set_all("apiserver_lb_keepalived_auth_pas", "s3cret")
+    assert _errors(inventory) == [
+        "apiserver_lb_keepalived_auth_pas is not a variable of role apiserver_lb: nothing reads "
+        "it, so it would be silently ignored; fix: did you mean "
+        "apiserver_lb_keepalived_auth_pass? Rename it in the inventory"
+    ]
