@@ -24,6 +24,7 @@ FRONT_PROXY_CA = "front-proxy-ca"
 # so only the admin identity and the apiserver's kubelet client (which needs nodes/proxy,
 # exec and logs on every kubelet) carry it.
 MASTERS = "system:masters"
+CSR_APPROVER = "system:kubesmith:csr-approver"
 
 
 class PlanError(ValueError):
@@ -171,6 +172,9 @@ def pki_plan(facts: Mapping[str, Any]) -> list[dict[str, Any]]:
         leaf("users/controller-manager", CLUSTER_CA, "system:kube-controller-manager", ["client"]),
         leaf("users/scheduler", CLUSTER_CA, "system:kube-scheduler", ["client"]),
         leaf("users/kube-proxy", CLUSTER_CA, "system:kube-proxy", ["client"]),
+        # kubesmith-csr-approver on control-plane hosts (roles/csr_approver); RBAC lets it read
+        # CSRs and Nodes and approve for the kubelet-serving signer, nothing else.
+        leaf("users/csr-approver", CLUSTER_CA, CSR_APPROVER, ["client"]),
     ]
     items += etcd_member_certs(facts)
     return items
@@ -222,6 +226,9 @@ def host_files(group_names: Any, hostname: Any, flanneld: bool = True) -> list[d
             "front-proxy-client",
         ):
             files += pair(name, f"pki/{name}")
+        # Its own directory, so its unit can show it these files and nothing else of the PKI.
+        files.append(file_entry("ca.crt", "pki/csr-approver/ca.crt"))
+        files += pair("users/csr-approver", "pki/csr-approver/client")
     if "etcd" in groups:
         files.append(file_entry("etcd/ca.crt", "pki/etcd/ca.crt"))
         files += pair("etcd/healthcheck-client", "pki/etcd/healthcheck-client")

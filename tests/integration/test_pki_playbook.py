@@ -122,7 +122,7 @@ def test_pki_playbook_twice(tmp_path: Path, key_type: str) -> None:
 
     first, first_time = run_playbook(inventory, *extra)
     assert changed_count(first) == 1
-    assert len(pki_task(first)["changed_names"]) == 20 + 4
+    assert len(pki_task(first)["changed_names"]) == 21 + 4
     second, second_time = run_playbook(inventory, *extra)
     assert changed_count(second) == 0
     assert pki_task(second)["changed_names"] == []
@@ -217,7 +217,7 @@ def test_expiry_report_on_the_deploy_host(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stdout[-4000:]
     assert "Every certificate has at least 30 days left" in ok.stdout
     report = json.loads((inventory / "artifacts" / "cert-report.json").read_text())
-    assert len(report["rows"]) == 20 + 2 * 4 - 1  # the SA key pair has no certificate
+    assert len(report["rows"]) == 21 + 2 * 4 - 1  # the SA key pair has no certificate
     assert {row["host"] for row in report["rows"]} == {"deploy-host"}
     assert "PRIVATE" not in ok.stdout + ok.stderr
 

@@ -57,12 +57,13 @@ def test_plan_contains_the_layered_pki() -> None:
         "users/controller-manager": "ca",
         "users/scheduler": "ca",
         "users/kube-proxy": "ca",
+        "users/csr-approver": "ca",
         "etcd/members/cp1/server": "etcd/ca",
         "etcd/members/cp3/peer": "etcd/ca",
     }
     for path, ca in expected_ca.items():
         assert plan[path]["ca"] == ca, path
-    assert len(plan) == 4 + 10 + 2 * 3
+    assert len(plan) == 4 + 11 + 2 * 3
     assert plan["users/controller-manager"]["common_name"] == "system:kube-controller-manager"
     assert plan["users/admin"]["organizations"] == ["system:masters"]
     assert plan["users/kube-proxy"]["organizations"] == []
@@ -172,10 +173,10 @@ def run_module(capsys: pytest.CaptureFixture[str], args: dict, check_mode: bool 
 def test_module_check_apply_check_apply(tmp_path: Path, capsys) -> None:
     args = {"dir": str(tmp_path / "pki"), "certificates": FILTERS["pki_plan"](LAB_FACTS)}
     first_check = run_module(capsys, args, check_mode=True)
-    assert first_check["changed"] and len(first_check["changed_names"]) == 20
+    assert first_check["changed"] and len(first_check["changed_names"]) == 21
     assert not (tmp_path / "pki").exists()
     first_apply = run_module(capsys, args)
-    assert first_apply["changed"] and len(first_apply["changed_names"]) == 20
+    assert first_apply["changed"] and len(first_apply["changed_names"]) == 21
     assert (tmp_path / "pki/etcd/members/cp1/peer.crt").is_file()
     assert not run_module(capsys, args, check_mode=True)["changed"]
     second_apply = run_module(capsys, args)
@@ -307,6 +308,10 @@ def test_host_files_follow_kubeadm_layout() -> None:
     }
     assert cp["admin.conf"]["secret"] and cp["admin.conf"]["mode"] == "0600"
     assert cp["pki/apiserver.crt"]["mode"] == "0644" and not cp["pki/apiserver.crt"]["secret"]
+    approver_key = cp["pki/csr-approver/client.key"]
+    assert approver_key["src"] == "users/csr-approver.key"
+    assert approver_key["secret"] and approver_key["mode"] == "0600"
+    assert cp["pki/csr-approver/ca.crt"]["src"] == "ca.crt"
     sources = {entry["src"] for entry in cp.values()}
     assert "etcd/ca.key" not in sources and "front-proxy-ca.key" not in sources
     etcd_only = dests(["etcd"], "e1")
