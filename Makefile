@@ -17,7 +17,7 @@ BUNDLE_PORT ?= 8089
 LAB_STATE ?= /var/lib/kubesmith-lab
 KUBECTL = /var/cache/kubesmith/mirror/dl.k8s.io/release/$$(awk '/^kubesmith_kubernetes_version:/ {print $$2}' roles/kubesmith/defaults/main.yml)/bin/linux/amd64/kubectl
 # Molecule scenarios run by `make test`, in order (each brings up and removes its own hosts).
-# `cluster` is the CI smoke run of setup.yml + verify.yml on the lab topology (docs/cluster.md).
+# `cluster` is the CI smoke run of setup.yml + 90-verify.yml on the lab topology (docs/cluster.md).
 MOLECULE_SCENARIOS ?= lab preflight vip prepare etcd flannel cluster
 
 .PHONY: help deps lab lab-hosts lab-down bundle mirror-up mirror-down test lint pytest molecule drills lab-soak bench

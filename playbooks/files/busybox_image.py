@@ -1,6 +1,6 @@
 """Build the lab's verify image: Debian's static busybox as a one-layer OCI archive.
 
-The lab has no registry, so verify.yml's workload image is made from a Debian package:
+The lab has no registry, so 90-verify.yml's workload image is made from a Debian package:
     python busybox_image.py BUSYBOX_BINARY REF OUTPUT
 Prints the archive's sha256. Same binary and ref give the same bytes.
 """

@@ -1,4 +1,4 @@
-"""verify.yml's guestbook frontend: HTTP in front of a redis leader and its followers.
+"""90-verify.yml's guestbook frontend: HTTP in front of a redis leader and its followers.
 
     GET /guestbook?cmd=set&key=K&value=V   SET on the leader service
     GET /guestbook?cmd=get&key=K           GET from the follower service (replicas)

@@ -34,7 +34,7 @@ def read_sources(src_dir: str, files: Any) -> list[dict[str, Any]]:
         except OSError as exc:
             raise AnsibleActionFail(
                 f"files[{position}].src: cannot read {path} ({exc.strerror}); "
-                "run playbooks/20-pki.yml's deploy-host play (roles/pki) first"
+                "run playbooks/30-pki.yml's deploy-host play (roles/pki) first"
             ) from exc
         loaded.append({**item, "content": content})
     return loaded

@@ -1,7 +1,7 @@
 """Which installed binaries to ask for their version, and how their answers compare with the pins.
 
 One implementation for the `binary_version_checks` and `binary_versions_report` filters
-(roles/binaries/tasks/versions.yml, used by playbooks/verify.yml).
+(roles/binaries/tasks/versions.yml, used by playbooks/90-verify.yml).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_pause_image_imports_once_and_runs(containerd, tmp_path):
     }
     command = [
         str(BIN / "ansible-playbook"),
-        "playbooks/11-binaries.yml",
+        "playbooks/25-binaries.yml",
         "-i",
         str(inventory),
         "-e",

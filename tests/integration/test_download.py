@@ -257,7 +257,7 @@ def test_hosts_get_versioned_binaries_from_the_cache(served, versions, tmp_path)
     env = {**os.environ, "KUBESMITH_CACHE_DIR": str(cache), "ANSIBLE_FORCE_COLOR": "0"}
     command = [
         str(BIN / "ansible-playbook"),
-        "playbooks/11-binaries.yml",
+        "playbooks/25-binaries.yml",
         "-i",
         str(inventory),
         "-e",
@@ -298,7 +298,7 @@ def test_hosts_get_versioned_binaries_from_the_cache(served, versions, tmp_path)
 
 
 def _install(cache: Path, target: Path, components: list[str], **overrides):
-    """Run playbooks/11-binaries.yml for localhost (in etcd and k8s_cluster) into target."""
+    """Run playbooks/25-binaries.yml for localhost (in etcd and k8s_cluster) into target."""
     inventory = target.parent / "hosts.yml"
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     inventory.write_text(
@@ -322,7 +322,7 @@ def _install(cache: Path, target: Path, components: list[str], **overrides):
         **overrides,
     }
     env = {**os.environ, "KUBESMITH_CACHE_DIR": str(cache), "ANSIBLE_FORCE_COLOR": "0"}
-    command = [str(BIN / "ansible-playbook"), "playbooks/11-binaries.yml", "-i", str(inventory)]
+    command = [str(BIN / "ansible-playbook"), "playbooks/25-binaries.yml", "-i", str(inventory)]
     result = subprocess.run(
         [*command, "-e", json.dumps(extra)],
         cwd=ROOT,

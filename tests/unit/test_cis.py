@@ -1,4 +1,4 @@
-"""cis_expectations, cis_read_command and cis_report: the CIS facts verify.yml reads per host."""
+"""cis_expectations, cis_read_command and cis_report: the CIS facts 90-verify.yml reads per host."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""verify.yml's guestbook frontend against a redis stand-in on loopback."""
+"""90-verify.yml's guestbook frontend against a redis stand-in on loopback."""
 
 import importlib.util
 import io

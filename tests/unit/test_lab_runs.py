@@ -29,7 +29,8 @@ STAGES = [
     Stage("00 preflight", "playbooks/00-preflight.yml", ("Preflight",)),
     Stage("35 the API endpoint", "playbooks/35-apiserver-lb.yml", ("Lb",)),
     Stage("60 control plane", "playbooks/60-control-plane.yml", ("Control plane",)),
-    Stage("65 the API endpoint again", "playbooks/35-apiserver-lb.yml", ("Lb",)),
+    # a play name two stages share (matched in order)
+    Stage("65 the API endpoint again", "playbooks/65-apiserver-lb-rotation.yml", ("Lb",)),
 ]
 
 
@@ -151,8 +152,14 @@ def test_setup_yml_stages_are_read_from_the_repository() -> None:
     labels = [s.label for s in stages]
     assert labels[0].startswith("00 ") and labels[-1].startswith("90 ")
     assert any(label.startswith("65 ") for label in labels)
-    lb = [s for s in stages if s.playbook == "playbooks/35-apiserver-lb.yml"]
-    assert len(lb) == 2 and lb[0].plays == lb[1].plays and lb[0].plays
+    assert labels == sorted(labels), "stage numbers follow the order setup.yml runs them in"
+    playbooks = [s.playbook for s in stages]
+    assert len(set(playbooks)) == len(playbooks), "no playbook is imported twice"
+    for stage in stages:
+        number = stage.label.split()[0]
+        assert stage.playbook.startswith(f"playbooks/{number}-"), (stage.label, stage.playbook)
+    plays = [play for s in stages for play in s.plays]
+    assert len(set(plays)) == len(plays), "every play of setup.yml has a name of its own"
 
 
 def test_summarize_a_red_run() -> None:

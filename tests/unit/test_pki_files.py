@@ -36,7 +36,7 @@ def test_read_sources(tmp_path: Path) -> None:
     (tmp_path / "etcd/ca.crt").write_text("cert")
     loaded = read_sources(str(tmp_path), [{"src": "etcd/ca.crt", "dest": "pki/etcd/ca.crt"}])
     assert base64.b64decode(loaded[0]["content"]) == b"cert"
-    with pytest.raises(AnsibleActionFail, match=r"cannot read .* run playbooks/20-pki\.yml"):
+    with pytest.raises(AnsibleActionFail, match=r"cannot read .* run playbooks/30-pki\.yml"):
         read_sources(str(tmp_path), [{"src": "missing.key", "dest": "x"}])
     with pytest.raises(AnsibleActionFail, match=r"files\[0\].src: '../x' must be a relative path"):
         read_sources(str(tmp_path), [{"src": "../x", "dest": "x"}])

@@ -154,7 +154,7 @@ def _add_control_plane(d: Drill) -> None:
         groups["kube_control_plane"]["hosts"]["cp4"] = groups["drill_spare"]["hosts"].pop("cp4")
 
     d.edit_hosts(move_cp4)
-    # verify.yml (stage 90) pauses the VIP holder on purpose; the verify step measures that.
+    # Stage 90 (90-verify.yml) pauses the VIP holder on purpose; the verify step measures that.
     d.playbook("setup.yml", "-e", "verify_freeze_vip_holder=false", log_name="add-control-plane")
 
 
@@ -356,7 +356,7 @@ def _restore_checks(d: Drill, r: StepResult, before: Any) -> None:
 
 
 def _verify(d: Drill) -> None:
-    d.playbook("playbooks/verify.yml", log_name="verify")
+    d.playbook("playbooks/90-verify.yml", log_name="verify")
 
 
 def _no_checks(d: Drill, r: StepResult, before: Any) -> None:
@@ -420,10 +420,10 @@ STEPS = (
         rerun=_restore_rerun,
         zero_failures_goal=False,
     ),
-    # verify.yml pauses the VIP holder (keepalived failover): its gap is the failover's.
+    # 90-verify.yml pauses the VIP holder (keepalived failover): its gap is the failover's.
     Step(
         "verify",
-        "verify.yml on the result (includes a VIP failover)",
+        "90-verify.yml on the result (includes a VIP failover)",
         _verify,
         _no_checks,
         zero_failures_goal=False,

@@ -296,7 +296,8 @@ def _next_stage(stages: Sequence[Stage], current: int, play: str) -> int:
 def stage_times(output: str, stages: Sequence[Stage]) -> list[tuple[str, float]]:
     """Seconds per stage, in setup.yml's order, from profile_tasks' timestamps: the time from
     one task's start to the next one's belongs to the stage of the play the first one is in.
-    Plays are matched to stages by name, in order (stage 65 runs stage 35's playbook again).
+    Plays are matched to stages by name, in order (the first stage from the current one on that
+    has the play, should two stages share a play name).
     Time before the first task is the start-up; stages that ran nothing get 0."""
     current = -1
     events: list[tuple[int, float]] = []
