@@ -24,12 +24,13 @@ from kubesmith.lab.runs import (
     LabNetworks,
     LabRun,
     PlaybookRun,
-    environment,
+    dry_run_status,
+    finish_report,
     header_lines,
     load_average,
     minutes,
     pid_changes,
-    publish,
+    report_data,
     table,
     tools_on_path,
     write_rebased_inventory,
@@ -115,14 +116,6 @@ class Bench:
     @property
     def passed(self) -> bool:
         return not self.errors and all(p in self.phases for p in PHASES)
-
-
-def fresh_hosts(lab: LabRun, workers: int) -> None:
-    if lab.inventory.exists():
-        lab.lab("down")
-    lab.clear("artifacts", "logs")
-    write_rebased_inventory(lab.inventory, NETWORKS, lab.state, edit=with_workers(workers))
-    lab.lab("up")
 
 
 def cluster_hosts() -> str:
@@ -317,22 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     old = json.loads(args.compare.read_text(encoding="utf-8")) if args.compare else None
     lab = LabRun(args.state, logs="logs")
     if args.dry_run:
-        try:
-            return dry_run(lab, args.workers)
-        except LabError as exc:
-            say(f"ERROR: {exc}")
-            return 2
-    data: dict[str, Any] = {
-        "kind": "bench",
-        "label": args.label,
-        **environment(),
-        "lab": NETWORKS.name,
-        "subnet": NETWORKS.subnet,
-        "workers": args.workers,
-    }
+        return dry_run_status(lambda: dry_run(lab, args.workers), say)
+    data = report_data("bench", NETWORKS, label=args.label, workers=args.workers)
     bench = Bench(args.workers, args.label)
     try:
-        fresh_hosts(lab, args.workers)
+        lab.fresh_hosts(NETWORKS, "artifacts", "logs", edit=with_workers(args.workers))
         run_phases(lab, bench)
     except LabError as exc:
         bench.errors.append(str(exc))
@@ -348,13 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     if old is not None:
         data["compare"] = {k: v for k, v in old.items() if k != "compare"}
     markdown = render(data)
-    json_path, md_path = write_report(report_base(lab, args.label), data, markdown)
     if args.label:
         write_report(report_base(lab, ""), data, markdown)
-    if args.report_to is not None:
-        publish(markdown, args.report_to)
-    print(markdown)
-    say(f"report: {md_path} and {json_path}")
+    finish_report(report_base(lab, args.label), data, markdown, args.report_to, say)
     return 0 if bench.passed else 1
 
 

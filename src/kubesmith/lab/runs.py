@@ -601,6 +601,20 @@ class LabRun:
         tool = str(Path(sys.executable).parent / "kubesmith-lab")
         return self.run([tool, "--inventory", str(self.inventory), action], f"lab-{action}")
 
+    def fresh_hosts(
+        self,
+        networks: LabNetworks,
+        *stale: str,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """No host or state (`stale`: e.g. artifacts, the PKI) of an earlier run: down, a new
+        rebased inventory, up."""
+        if self.inventory.exists():
+            self.lab("down")
+        self.clear(*stale)
+        write_rebased_inventory(self.inventory, networks, self.state, edit=edit)
+        self.lab("up")
+
     # --- inventory edits ----------------------------------------------------------------
     def copy_inventory(self, source: Path) -> None:
         if self.inventory.exists():
@@ -670,6 +684,17 @@ def environment() -> dict[str, Any]:
     }
 
 
+def report_data(kind: str, networks: LabNetworks, **fields: Any) -> dict[str, Any]:
+    """A runner's report as it starts: its kind, its own fields, the environment, its hosts."""
+    return {
+        "kind": kind,
+        **fields,
+        **environment(),
+        "lab": networks.name,
+        "subnet": networks.subnet,
+    }
+
+
 def minutes(seconds: float | None) -> str:
     """42 s, 11 min 30 s; '' for nothing."""
     if seconds is None:
@@ -713,6 +738,30 @@ def write_report(base: Path, data: Any, markdown: str) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     md_path.write_text(markdown if markdown.endswith("\n") else markdown + "\n", encoding="utf-8")
     return json_path, md_path
+
+
+def dry_run_status(plan: Callable[[], int], say: Callable[[str], None]) -> int:
+    """A runner's --dry-run: the plan's status, or 2 with the error said."""
+    try:
+        return plan()
+    except LabError as exc:
+        say(f"ERROR: {exc}")
+        return 2
+
+
+def finish_report(
+    base: Path,
+    data: Any,
+    markdown: str,
+    report_to: Path | None,
+    say: Callable[[str], None],
+) -> None:
+    """Write <base>.json/.md, copy the markdown into the docs when asked, show it."""
+    json_path, md_path = write_report(base, data, markdown)
+    if report_to is not None:
+        publish(markdown, report_to)
+    print(markdown)
+    say(f"report: {md_path} and {json_path}")
 
 
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"

@@ -20,15 +20,15 @@ from kubesmith.lab.runs import (
     LabNetworks,
     LabRun,
     PlaybookRun,
-    environment,
+    dry_run_status,
+    finish_report,
     header_lines,
     load_average,
     minutes,
-    publish,
+    report_data,
     table,
     tools_on_path,
     write_rebased_inventory,
-    write_report,
 )
 from kubesmith.lab.spec import spec_from_inventory
 
@@ -46,15 +46,6 @@ def say(message: str) -> None:
     print(f"[soak] {message}", flush=True)
 
 
-def fresh_hosts(lab: LabRun) -> None:
-    """No host, PKI or download state of an earlier run: down, a new inventory, up."""
-    if lab.inventory.exists():
-        lab.lab("down")
-    lab.clear("artifacts")
-    write_rebased_inventory(lab.inventory, NETWORKS, lab.state)
-    lab.lab("up")
-
-
 def keep_verify_report(lab: LabRun, index: int) -> None:
     report = lab.state / "artifacts" / "verify-report.json"
     if report.is_file():
@@ -65,7 +56,7 @@ def soak_run(lab: LabRun, index: int, keep: bool) -> dict[str, Any]:
     """One run: fresh hosts, setup.yml timed, hosts removed (unless keep and red)."""
     record: dict[str, Any] = {"run": index, "error": ""}
     try:
-        fresh_hosts(lab)
+        lab.fresh_hosts(NETWORKS, "artifacts")
         say(f"run {index}: setup.yml from bare hosts ...")
         run = lab.timed_playbook("setup.yml", log_name=f"run-{index:02d}-setup")
         record |= run.as_dict()
@@ -199,18 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("--runs must be at least 1")
     lab = LabRun(args.state, logs="logs")
     if args.dry_run:
-        try:
-            return dry_run(lab, args.runs)
-        except LabError as exc:
-            say(f"ERROR: {exc}")
-            return 2
-    data: dict[str, Any] = {
-        "kind": "soak",
-        **environment(),
-        "lab": NETWORKS.name,
-        "subnet": NETWORKS.subnet,
-        "runs": [],
-    }
+        return dry_run_status(lambda: dry_run(lab, args.runs), say)
+    data = report_data("soak", NETWORKS, runs=[])
     lab.clear("logs")
     for index in range(1, args.runs + 1):
         record = soak_run(lab, index, args.keep_failed)
@@ -225,11 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     data["load_after"] = load_average()
     data["green"] = sum(1 for r in data["runs"] if is_green(r))
     markdown = render(data)
-    json_path, md_path = write_report(lab.state / "soak-report", data, markdown)
-    if args.report_to is not None:
-        publish(markdown, args.report_to)
-    print(markdown)
-    say(f"report: {md_path} and {json_path}")
+    finish_report(lab.state / "soak-report", data, markdown, args.report_to, say)
     return 0 if data["green"] == args.runs else 1
 
 
